@@ -1,0 +1,92 @@
+"""One settings schema for both front doors (MkDocs config, Pelican INVERTORNOT dict)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DEFAULT_DARK_SELECTORS = ('[data-md-color-scheme="slate"]', "@media (prefers-color-scheme: dark)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option the plugins share. Paths are as the user wrote them; adapters resolve
+    them against the site's config file before handing them to the core."""
+
+    enabled: bool = True
+    store: str = ".invertornot"
+    model: str = "efficientnet-lite0"
+    head: str = ""  # path to a head file; empty: the store's newest head, else the shipped default
+    overrides: str = "invertornot.yml"
+    write_overrides: bool = True  # record every decision in the overrides file after a build
+    threshold: float = 0.5  # p_invert at or above this inverts
+    unsure: float = 0.2  # |p_invert - threshold| below this is unsure: kNN, then keep
+    class_invert: str = "invert"
+    class_keep: str = "invert-not"
+    class_invert_auto: str = "invert-auto"
+    class_keep_auto: str = "invert-not-auto"
+    css: bool = True
+    dark_selectors: tuple[str, ...] = DEFAULT_DARK_SELECTORS
+    background: str = "#ffffff"  # page colour that transparent images are composited on
+    remote: bool = False  # fetch and classify http(s) images
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold: must be between 0 and 1, got {self.threshold!r}")
+        if not 0.0 <= self.unsure <= 0.5:
+            raise ConfigError(f"unsure: must be between 0 and 0.5, got {self.unsure!r}")
+        for name in ("class_invert", "class_keep", "class_invert_auto", "class_keep_auto"):
+            value = getattr(self, name)
+            if not value or any(c.isspace() for c in value):
+                raise ConfigError(f"{name}: must be one CSS class name, got {value!r}")
+        if len({self.class_invert, self.class_keep, self.class_invert_auto, self.class_keep_auto}) != 4:
+            raise ConfigError("class names: the four class names must differ")
+        if not self.model:
+            raise ConfigError("model: must name an embedder, e.g. 'efficientnet-lite0'")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "settings") -> "Settings":
+        """Build from a plain dict (Pelican's INVERTORNOT); unknown keys are an error naming them."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            default = known[key].default
+            clean[key] = _coerce(key, value, default, source)
+        return cls(**clean)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(Settings)]
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    where = f"{source}: {key}"
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
