@@ -1,0 +1,145 @@
+"""The decision order for one image, from what a person said to the safe default.
+
+explicit > front-matter > override > duplicate > near-duplicate > head > knn > default (keep).
+The first three are handled by `decide_human`; the rest by `decide_auto`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+from .images import phash_distance
+
+HUMAN_METHODS = ("explicit", "front-matter", "override", "duplicate")
+LABELS = ("invert", "keep")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the automatic methods draw their lines (see README, "Fallback thresholds")."""
+
+    threshold: float = 0.5  # p_invert at or above inverts
+    unsure: float = 0.2  # |p - threshold| below this: the head is unsure
+    near_duplicate_cosine: float = 0.95  # embedding cosine to a labeled image ...
+    near_duplicate_phash: int = 10  # ... and perceptual-hash distance, both within
+    knn_k: int = 7
+    knn_min_cosine: float = 0.6  # neighbours further away than this do not vote
+    knn_min_votes: int = 3
+
+
+@dataclass(frozen=True)
+class Decision:
+    invert: bool
+    p_invert: float | None
+    confidence: float | None
+    method: str
+
+    @property
+    def human(self) -> bool:
+        return self.method in HUMAN_METHODS
+
+
+@dataclass
+class LabeledSet:
+    """Images whose label a person decided, in embedding space: the site's and the bootstrap set."""
+
+    sha1s: list[str]
+    invert: np.ndarray  # bool per row
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+    phashes: list[str | None]
+    fingerprint: str = ""  # changes whenever a label changes: cached automatic decisions key on it
+
+    def __post_init__(self) -> None:
+        self._row = {sha1: i for i, sha1 in enumerate(self.sha1s)}
+        self._index = None
+
+    @classmethod
+    def empty(cls, dim: int) -> "LabeledSet":
+        return cls([], np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.float32), [])
+
+    def __len__(self) -> int:
+        return len(self.sha1s)
+
+    def label_of(self, sha1: str) -> bool | None:
+        row = self._row.get(sha1)
+        return None if row is None else bool(self.invert[row])
+
+    def neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and rows of the k nearest labeled images, best first (-1 rows pad)."""
+        import faiss
+
+        if self._index is None:
+            self._index = faiss.IndexFlatIP(self.vectors.shape[1])
+            if len(self):
+                self._index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
+        k = max(1, min(k, len(self))) if len(self) else 1
+        return self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+
+
+def decide_human(
+    explicit: str | None, front_matter: str | None, override: str | None, labeled_duplicate: bool | None
+) -> Decision | None:
+    """What a person said, in order of precedence; None when nobody said anything."""
+    for label, method in ((explicit, "explicit"), (front_matter, "front-matter"), (override, "override")):
+        if label is not None:
+            invert = label == "invert"
+            return Decision(invert, 1.0 if invert else 0.0, 1.0, method)
+    if labeled_duplicate is not None:
+        return Decision(labeled_duplicate, 1.0 if labeled_duplicate else 0.0, 1.0, "duplicate")
+    return None
+
+
+def decide_auto(
+    vector: np.ndarray,
+    phash: str | None,
+    p_head: float | None,
+    labeled: LabeledSet,
+    thresholds: Thresholds,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Decision:
+    """near-duplicate > head > knn > default, for one embedded image.
+
+    `neighbours` is this image's row of `labeled.neighbours(...)`, precomputed in a batch.
+    """
+    if neighbours is None and len(labeled):
+        sims, rows = labeled.neighbours(vector[None, :], thresholds.knn_k)
+        neighbours = (sims[0], rows[0])
+
+    if neighbours is not None:
+        sims, rows = neighbours
+        for sim, row in zip(sims, rows):
+            if row < 0 or sim < thresholds.near_duplicate_cosine:
+                break
+            other = labeled.phashes[row]
+            if phash and other and phash_distance(phash, other) <= thresholds.near_duplicate_phash:
+                invert = bool(labeled.invert[row])
+                return Decision(invert, 1.0 if invert else 0.0, float(sim), "near-duplicate")
+
+    if p_head is not None and abs(p_head - thresholds.threshold) >= thresholds.unsure:
+        invert = p_head >= thresholds.threshold
+        return Decision(invert, float(p_head), _confidence(p_head, invert), "head")
+
+    if neighbours is not None:
+        p_knn = knn_vote(neighbours[0], neighbours[1], labeled.invert, thresholds)
+        if p_knn is not None and abs(p_knn - thresholds.threshold) >= thresholds.unsure:
+            invert = p_knn >= thresholds.threshold
+            return Decision(invert, p_knn, _confidence(p_knn, invert), "knn")
+
+    # Never invert when unsure: a dimmed diagram is readable, an inverted face is not.
+    p = None if p_head is None else float(p_head)
+    return Decision(False, p, None if p is None else _confidence(p, False), "default")
+
+
+def knn_vote(sims: np.ndarray, rows: np.ndarray, invert: np.ndarray, thresholds: Thresholds) -> float | None:
+    """Similarity-weighted share of close labeled neighbours that invert; None with too few votes."""
+    close = [(float(s), int(r)) for s, r in zip(sims, rows) if r >= 0 and s >= thresholds.knn_min_cosine]
+    if len(close) < thresholds.knn_min_votes:
+        return None
+    weights = np.array([s for s, _ in close])
+    votes = np.array([float(invert[r]) for _, r in close])
+    return float((weights * votes).sum() / weights.sum())
+
+
+def _confidence(p: float, invert: bool) -> float:
+    return float(p if invert else 1.0 - p)
+

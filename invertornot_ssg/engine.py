@@ -1,0 +1,394 @@
+"""Composes images, store, embedder, head and decisions for a batch of images: what plugins and CLI call."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import shipped
+from .decisions import LabeledSet, Thresholds, decide_auto, decide_human
+from .embedders import embedder_id as canonical_embedder_id, get_embedder, id_slug
+from .errors import ConfigError
+from .head import Head, HeadError, load_head
+from .images import (
+    ImageError,
+    LoadedImage,
+    file_sha1,
+    image_stats,
+    load_image,
+    parse_color,
+    perceptual_hash,
+)
+from .overrides import AutoRecord, Overrides, record_decisions
+from .settings import Settings
+from .store import EmbeddingStore, ImageRecord
+
+EMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    path: Path  # absolute path of the image file
+    key: str  # site-relative posix path: overrides-file key and display name
+    label: str | None = None  # 'invert' | 'keep' said by the author
+    label_source: str | None = None  # 'explicit' (class on the tag) | 'front-matter'
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    request: ImageRequest
+    sha1: str | None
+    invert: bool | None  # None on error with no human label
+    p_invert: float | None
+    confidence: float | None
+    method: str
+    version: str
+    cached: bool
+    error: str | None
+
+    @property
+    def human(self) -> bool:
+        return self.method in ("explicit", "front-matter", "override", "duplicate")
+
+    def as_json(self, path_as_given: str | None = None) -> dict:
+        return {
+            "path": path_as_given if path_as_given is not None else self.request.key,
+            "sha1": self.sha1,
+            "invert": self.invert,
+            "p_invert": None if self.p_invert is None else round(self.p_invert, 4),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "method": self.method,
+            "version": self.version,
+            "cached": self.cached,
+            "error": self.error,
+        }
+
+
+class Engine:
+    """Lives as long as the plugin: the store, head and model are opened once and only when needed."""
+
+    def __init__(self, settings: Settings, base_dir: Path, logger: logging.Logger | None = None):
+        self.settings = settings
+        self.base_dir = Path(base_dir).resolve()
+        self.log = logger or logging.getLogger("invertornot_ssg")
+        self.store_dir = self.resolve(settings.store)
+        self.overrides_path = self.resolve(settings.overrides) if settings.overrides else None
+        self.background = parse_color(settings.background)
+        self.embedder_id = canonical_embedder_id(settings.model)
+        self.thresholds = Thresholds(threshold=settings.threshold, unsure=settings.unsure)
+        self._store: EmbeddingStore | None = None
+        self._embedder = None
+        self._head: Head | None | bool = False  # False: not looked for yet
+        self._bootstrap: LabeledSet | None | bool = False
+        self.embedded = 0  # images embedded by the last classify()
+
+    def resolve(self, path: str) -> Path:
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def store(self) -> EmbeddingStore:
+        if self._store is None:
+            self._store = EmbeddingStore(self.store_dir, logger=self.log)
+        return self._store
+
+    @property
+    def head(self) -> Head | None:
+        if self._head is False:
+            self._head = self._find_head()
+        return self._head  # type: ignore[return-value]
+
+    @property
+    def version(self) -> str:
+        head = self.head
+        return f"{self.embedder_id}+{head.version if head else 'no-head'}"
+
+    def site_head_path(self) -> Path:
+        """Where `retrain` saves this site's head in the (shared) store: one per overrides file."""
+        site = hashlib.sha1(str(self.overrides_path or self.base_dir).encode()).hexdigest()[:8]
+        return self.store.heads_dir / f"head-{id_slug(self.embedder_id)}-{site}.skops"
+
+    def _find_head(self) -> Head | None:
+        if self.settings.head:
+            path = self.resolve(self.settings.head)
+            try:
+                head = load_head(path)
+            except HeadError as exc:
+                raise ConfigError(f"head: {exc}") from None
+            if head.embedder_id != self.embedder_id:
+                raise ConfigError(f"head: {path} was trained for {head.embedder_id}, not {self.embedder_id}")
+            return head
+        for path in (self.site_head_path(), shipped.default_head_path(self.embedder_id)):
+            if path.is_file():
+                try:
+                    head = load_head(path)
+                except HeadError as exc:
+                    self.log.warning("%s; deciding without it", exc)
+                    continue
+                if head.embedder_id == self.embedder_id:
+                    return head
+        return None
+
+    def bootstrap(self) -> LabeledSet | None:
+        if self._bootstrap is False:
+            self._bootstrap = shipped.load_bootstrap(self.embedder_id)
+        return self._bootstrap  # type: ignore[return-value]
+
+    def load_overrides(self) -> Overrides:
+        if self.overrides_path is None:
+            return Overrides.load(None)
+        return Overrides.load(self.overrides_path)
+
+    # -- classify -----------------------------------------------------------------------------
+
+    def classify(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
+        """Decide every image in one batched pass. Bad images give error results; nothing raises per image."""
+        self.embedded = 0
+        overrides = self.load_overrides()
+        version = self.version
+        sha1s: list[str | None] = []
+        errors: dict[int, str] = {}
+        for i, req in enumerate(requests):
+            sha1, error = self._identify(req.path)
+            sha1s.append(sha1)
+            if error:
+                errors[i] = error
+
+        # What people said. Site labels also feed near-duplicate and kNN lookups.
+        site_labels = self._site_labels(overrides, requests, sha1s)
+        labeled = self._labeled_set(site_labels)
+        human: dict[int, object] = {}
+        for i, req in enumerate(requests):
+            override = overrides.label_for(sha1s[i], req.key)
+            decision = decide_human(
+                req.label if req.label_source == "explicit" else None,
+                req.label if req.label_source == "front-matter" else None,
+                override[0] if override else None,
+                self._duplicate_label(sha1s[i], site_labels, labeled),
+            )
+            if decision is not None:
+                human[i] = decision
+
+        # Everything loadable gets an embedding once (the store is shared; retrain needs them).
+        known = [s for s in dict.fromkeys(s for s in sha1s if s)]
+        vectors = self.store.get_vectors(self.embedder_id, known)
+        missing = [(i, sha1s[i]) for i in range(len(requests)) if sha1s[i] and sha1s[i] not in vectors]
+        load_errors = self._embed_missing([(sha1, requests[i].path) for i, sha1 in missing])
+        for i, sha1 in missing:
+            if sha1 in load_errors:
+                errors.setdefault(i, load_errors[sha1])
+        fresh = {sha1 for _, sha1 in missing if sha1 not in load_errors}
+        if fresh:
+            vectors.update(self.store.get_vectors(self.embedder_id, sorted(fresh)))
+            labeled = self._labeled_set(site_labels)  # labeled images embedded just now join the set
+
+        auto = self._decide_auto(
+            [s for i, s in enumerate(sha1s) if s and i not in human and s in vectors], vectors, labeled, version
+        )
+
+        results = []
+        for i, req in enumerate(requests):
+            sha1, error = sha1s[i], errors.get(i)
+            cached = bool(sha1 and sha1 in vectors and sha1 not in fresh)
+            if i in human:
+                d = human[i]
+                results.append(ImageResult(req, sha1, d.invert, d.p_invert, d.confidence, d.method, version, cached, error))
+            elif sha1 in auto:
+                d = auto[sha1]
+                results.append(ImageResult(req, sha1, d["invert"], d["p_invert"], d["confidence"], d["method"], version, cached, None))
+            else:
+                results.append(ImageResult(req, sha1, None, None, None, "error", version, False, error or "not classified"))
+        for result in results:
+            if result.error:
+                self.log.warning("%s: %s", result.request.key, result.error)
+        return results
+
+    def _identify(self, path: Path) -> tuple[str | None, str | None]:
+        """sha1 of the file, re-hashing only when size or mtime changed."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None, f"image file not found: {path}"
+        except OSError as exc:
+            return None, f"cannot read {path}: {exc.strerror or exc}"
+        if not os.path.isfile(path):
+            return None, f"not a regular file: {path}"
+        key = os.fsdecode(os.path.abspath(path))
+        sha1 = self.store.known_sha1(key, st.st_size, st.st_mtime_ns)
+        if sha1 is None:
+            try:
+                sha1 = file_sha1(path)
+            except OSError as exc:
+                return None, f"cannot read {path}: {exc.strerror or exc}"
+            self.store.remember_files([(key, st.st_size, st.st_mtime_ns, sha1)])
+        return sha1, None
+
+    def _site_labels(
+        self, overrides: Overrides, requests: Sequence[ImageRequest], sha1s: Sequence[str | None]
+    ) -> dict[str, bool]:
+        labels: dict[str, bool] = {}
+        for _path, (label, sha1) in overrides.human_labels().items():
+            if sha1:  # two entries of one image that disagree: keep wins, the safe side
+                labels[sha1] = labels.get(sha1, True) and label == "invert"
+        for req, sha1 in zip(requests, sha1s):
+            if sha1 and req.label in ("invert", "keep") and sha1 not in labels:
+                labels[sha1] = req.label == "invert"
+        return labels
+
+    @staticmethod
+    def _duplicate_label(sha1: str | None, site_labels: dict[str, bool], labeled: LabeledSet) -> bool | None:
+        """The label of the same bytes labeled elsewhere (this site first, then the bootstrap set)."""
+        if not sha1:
+            return None
+        if sha1 in site_labels:
+            return site_labels[sha1]
+        return labeled.label_of(sha1)
+
+    def _labeled_set(self, site_labels: dict[str, bool]) -> LabeledSet:
+        """Bootstrap set plus the site's own labels (which win on the same sha1)."""
+        boot = self.bootstrap()
+        vectors = self.store.get_vectors(self.embedder_id, list(site_labels)) if site_labels else {}
+        records = self.store.get_images(list(vectors)) if vectors else {}
+        sha1s, invert, rows, phashes = [], [], [], []
+        for sha1, vec in vectors.items():
+            sha1s.append(sha1)
+            invert.append(site_labels[sha1])
+            rows.append(vec)
+            phashes.append(records[sha1].phash if sha1 in records else None)
+        if boot is not None:
+            for j, sha1 in enumerate(boot.sha1s):
+                if sha1 not in site_labels:
+                    sha1s.append(sha1)
+                    invert.append(bool(boot.invert[j]))
+                    rows.append(boot.vectors[j])
+                    phashes.append(boot.phashes[j])
+        fingerprint = hashlib.sha1(
+            json.dumps(sorted(site_labels.items())).encode() + (b"+bootstrap" if boot is not None else b"")
+        ).hexdigest()[:12]
+        if not sha1s:
+            return LabeledSet([], np.zeros(0, dtype=bool), np.zeros((0, 1), dtype=np.float32), [], fingerprint)
+        return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes, fingerprint)
+
+    def _decide_auto(self, sha1s: list[str], vectors: dict, labeled: LabeledSet, version: str) -> dict[str, dict]:
+        """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds)."""
+        sha1s = list(dict.fromkeys(sha1s))
+        if not sha1s:
+            return {}
+        cache_key = hashlib.sha1(
+            f"{version}|{labeled.fingerprint}|{self.thresholds}".encode()
+        ).hexdigest()[:16]
+        decided = self.store.get_decisions(cache_key, sha1s)
+        todo = [s for s in sha1s if s not in decided]
+        if todo:
+            matrix = np.vstack([vectors[s] for s in todo]).astype(np.float32)
+            records = self.store.get_images(todo)
+            head = self.head
+            p_head: list[float | None] = [None] * len(todo)
+            if head is not None:
+                stats = np.vstack([records[s].stats for s in todo])
+                p_head = [float(p) for p in head.p_invert(matrix, stats)]
+            if len(labeled):
+                sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
+            new = {}
+            for j, sha1 in enumerate(todo):
+                nb = (sims[j], rows[j]) if len(labeled) else None
+                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
+                new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
+            self.store.put_decisions(cache_key, new)
+            decided.update(new)
+        return decided
+
+    def _embed_missing(self, items: list[tuple[str, Path]]) -> dict[str, str]:
+        """Decode, describe and embed images the store lacks; returns sha1 -> error for the bad ones."""
+        items = list(dict(items).items())  # one path per sha1
+        if not items:
+            return {}
+        errors: dict[str, str] = {}
+        batch: list[tuple[str, LoadedImage]] = []
+        for sha1, loaded in self._decoded(items):
+            if isinstance(loaded, ImageError):
+                errors[sha1] = loaded.message
+                continue
+            batch.append((sha1, loaded))
+            if len(batch) >= EMBED_BATCH:
+                self._embed_batch(batch)
+                batch = []
+        if batch:
+            self._embed_batch(batch)
+        return errors
+
+    def _decoded(self, items: list[tuple[str, Path]]) -> Iterator[tuple[str, LoadedImage | ImageError]]:
+        """Decode in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
+        window = 2 * EMBED_BATCH
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            pending: collections.deque = collections.deque()
+            todo = iter(items)
+            for sha1, path in todo:
+                pending.append((sha1, pool.submit(load_image, path, self.background)))
+                if len(pending) >= window:
+                    break
+            while pending:
+                sha1, future = pending.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append((nxt[0], pool.submit(load_image, nxt[1], self.background)))
+                yield sha1, future.result()
+
+    def _embed_batch(self, batch: list[tuple[str, LoadedImage]]) -> None:
+        if self._embedder is None:
+            self.log.debug("loading embedder %s", self.embedder_id)
+            self._embedder = get_embedder(self.settings.model, cache_dir=self.store_dir / "models")
+        images = [loaded.image for _, loaded in batch]
+        vectors = self._embedder.embed(images)
+        records = [
+            ImageRecord(
+                sha1=sha1,
+                width=loaded.width,
+                height=loaded.height,
+                format=loaded.format,
+                phash=perceptual_hash(loaded.image),
+                stats=image_stats(loaded),
+            )
+            for sha1, loaded in batch
+        ]
+        self.store.put_images(records)
+        self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
+        self.embedded += len(batch)
+
+    # -- after the build ----------------------------------------------------------------------
+
+    def record(self, results: Sequence[ImageResult]) -> None:
+        """Write this build's decisions into the overrides YAML (human labels are never touched)."""
+        if self.overrides_path is None or not self.settings.write_overrides:
+            return
+        decisions = {
+            r.request.key: AutoRecord(
+                sha1=r.sha1, invert=r.invert, p_invert=r.p_invert, confidence=r.confidence,
+                method=r.method, version=r.version,
+            )
+            for r in results
+            if r.sha1 and r.invert is not None
+        }
+        if decisions:
+            record_decisions(self.overrides_path, decisions)
+
+    def summary(self, results: Sequence[ImageResult]) -> str:
+        """The one line a build logs."""
+        methods = collections.Counter(r.method for r in results)
+        errors = sum(1 for r in results if r.error)
+        unsure = methods.get("knn", 0) + methods.get("default", 0)
+        inverted = sum(1 for r in results if r.invert)
+        cached = sum(1 for r in results if r.cached)
+        per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+        return (
+            f"{len(results)} images: {inverted} inverted, {self.embedded} embedded, {cached} cached, "
+            f"{errors} errors, {unsure} unsure; by method: {per_method or 'none'}"
+        )

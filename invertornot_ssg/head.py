@@ -1,0 +1,127 @@
+"""The random-forest head: features, prediction, and safe persistence (skops + JSON sidecar)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvertOrNotError
+
+# skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
+TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+HEAD_SUFFIX = ".skops"
+
+
+class HeadError(InvertOrNotError):
+    """A head file is missing, unsafe, or made for another embedder."""
+
+
+@dataclass
+class Head:
+    """A fitted classifier over [embedding, image statistics] with what built it."""
+
+    model: Any  # a fitted scikit-learn classifier with predict_proba and classes_ [False, True]
+    embedder_id: str
+    use_embedding: bool = True
+    stat_names: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    version: str = "unsaved"
+
+    def features(self, vectors: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        return build_features(vectors, stats, self.use_embedding, bool(self.stat_names))
+
+    def p_invert(self, vectors: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        """Probability that each image should be inverted."""
+        if len(vectors) == 0:
+            return np.zeros(0, dtype=np.float64)
+        proba = self.model.predict_proba(self.features(vectors, stats))
+        column = list(self.model.classes_).index(True)
+        return proba[:, column]
+
+
+def build_features(vectors: np.ndarray, stats: np.ndarray, use_embedding: bool, use_stats: bool) -> np.ndarray:
+    parts = []
+    if use_embedding:
+        parts.append(np.asarray(vectors, dtype=np.float32))
+    if use_stats:
+        parts.append(np.asarray(stats, dtype=np.float32))
+    if not parts:
+        raise ValueError("a head needs the embedding, the statistics, or both")
+    return np.hstack(parts)
+
+
+def save_head(head: Head, path: Path) -> Head:
+    """Write `path` (.skops) and `path.json` atomically; returns the head with its content version."""
+    import skops.io
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        skops.io.dump(head.model, tmp)
+        digest = hashlib.sha1(Path(tmp).read_bytes()).hexdigest()[:10]
+        head.version = f"rf-{digest}"
+        sidecar = {
+            "version": head.version,
+            "embedder": head.embedder_id,
+            "use_embedding": head.use_embedding,
+            "stat_names": list(head.stat_names),
+            **head.metadata,
+        }
+        _atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return head
+
+
+def load_head(path: Path) -> Head:
+    """Load a head without running code from the file: unknown types are refused."""
+    import skops.io
+
+    path = Path(path)
+    sidecar_path = path.with_suffix(".json")
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HeadError(f"{sidecar_path}: missing; a head is the .skops file plus its .json sidecar") from None
+    except (OSError, ValueError) as exc:
+        raise HeadError(f"{sidecar_path}: unreadable ({exc})") from None
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises several types for a damaged zip
+        raise HeadError(f"{path}: not a readable skops file ({exc})") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise HeadError(f"{path}: refusing to load types not on the allow-list: {', '.join(refused)}")
+    model = skops.io.load(path, trusted=list(untrusted))
+    metadata = {k: v for k, v in sidecar.items() if k not in ("version", "embedder", "use_embedding", "stat_names")}
+    return Head(
+        model=model,
+        embedder_id=sidecar["embedder"],
+        use_embedding=bool(sidecar.get("use_embedding", True)),
+        stat_names=tuple(sidecar.get("stat_names", ())),
+        metadata=metadata,
+        version=sidecar["version"],
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

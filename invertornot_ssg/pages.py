@@ -1,0 +1,112 @@
+"""Generator-neutral page pass: collect every page's images, classify them once, rewrite each page.
+
+The MkDocs and Pelican plugins and `invertornot-ssg apply` differ only in how they find pages
+and resolve an `<img src>` to a file; everything after that lives here.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from .engine import Engine, ImageRequest, ImageResult
+from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where an `<img src>` points: a file with its site-relative key, or why it points nowhere."""
+
+    path: Path | None
+    key: str
+    problem: str | None = None  # e.g. "outside the docs directory"; the tag is left unchanged
+
+
+Resolver = Callable[[str], Resolved | None]  # None: not ours to touch (remote, data URI, ...)
+
+
+@dataclass
+class _Page:
+    html: str
+    tags: list[tuple[ImgTag, Resolved]] = field(default_factory=list)
+
+
+class PageBatch:
+    """One build: `add_page` for every page, `classify` once, then `rewritten(page_id)` per page."""
+
+    def __init__(self, engine: Engine, logger: logging.Logger | None = None):
+        self.engine = engine
+        self.log = logger or engine.log
+        self.classes = ClassNames.from_settings(engine.settings)
+        self._pages: dict[str, _Page] = {}
+        self._front_matter: dict[str, str] = {}  # key -> label, site-wide: a page's label holds for the image
+        self._results: dict[str, ImageResult] = {}
+
+    def add_page(
+        self, page_id: str, html: str, resolve: Resolver, front_matter: Mapping[str, str] | None = None
+    ) -> None:
+        """Collect the page's images. `front_matter` maps site-relative keys to 'invert' / 'keep'."""
+        page = _Page(html)
+        for tag in find_images(html, self.classes):
+            if tag.skip_reason or not tag.src:
+                continue
+            resolved = resolve(tag.src)
+            if resolved is None:
+                continue
+            if resolved.problem:
+                self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, resolved.problem)
+                continue
+            page.tags.append((tag, resolved))
+        keys_on_page = {resolved.key for _, resolved in page.tags}
+        for key, label in (front_matter or {}).items():
+            if key not in keys_on_page:
+                self.log.warning("%s: front matter names %r, which is not an image on this page", page_id, key)
+            self._front_matter[key] = label
+        self._pages[page_id] = page
+
+    def classify(self) -> list[ImageResult]:
+        """Classify every distinct image of every page in one batched pass."""
+        requests: dict[str, ImageRequest] = {}
+        for page in self._pages.values():
+            for tag, resolved in page.tags:
+                label, source = None, None
+                if tag.explicit_label:
+                    label, source = tag.explicit_label, "explicit"
+                elif resolved.key in self._front_matter:
+                    label, source = self._front_matter[resolved.key], "front-matter"
+                current = requests.get(resolved.key)
+                if current is None or (source == "explicit" and current.label_source != "explicit"):
+                    requests[resolved.key] = ImageRequest(resolved.path, resolved.key, label, source)
+        results = self.engine.classify(list(requests.values()))
+        self._results = {r.request.key: r for r in results}
+        return results
+
+    def rewritten(self, page_id: str) -> str:
+        """The page with classes and data attributes on its classified images; unchanged elsewhere."""
+        page = self._pages[page_id]
+        updates = {}
+        for tag, resolved in page.tags:
+            if tag.explicit_label:
+                continue  # the author's class stays exactly as written
+            result = self._results.get(resolved.key)
+            if result is None or result.invert is None:
+                continue
+            updates[tag.start] = self.tag_update(result)
+        return rewrite(page.html, updates) if updates else page.html
+
+    def tag_update(self, result: ImageResult) -> TagUpdate:
+        c = self.classes
+        if result.human:
+            add = c.invert if result.invert else c.keep
+        else:
+            add = c.invert_auto if result.invert else c.keep_auto
+        stale = tuple(name for name in (c.invert_auto, c.keep_auto) if name != add)
+        attrs = [("data-invertornot", "invert" if result.invert else "keep")]
+        if result.confidence is not None:
+            attrs.append(("data-invertornot-confidence", f"{result.confidence:.2f}"))
+        return TagUpdate(add_class=add, remove_classes=stale, attrs=tuple(attrs))
+
+    @property
+    def results(self) -> Sequence[ImageResult]:
+        return list(self._results.values())

@@ -1,0 +1,53 @@
+"""What the package ships in models/: the default head and the bootstrap labeled set, per embedder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .decisions import LabeledSet
+from .embedders import id_slug
+
+_HERE = Path(__file__).resolve().parent
+
+
+def models_dir() -> Path:
+    """models/ inside the installed package, or at the repository root in a source checkout."""
+    for candidate in (_HERE / "models", _HERE.parent / "models"):
+        if candidate.is_dir():
+            return candidate
+    return _HERE / "models"
+
+
+def default_head_path(embedder_id: str) -> Path:
+    return models_dir() / f"head-{id_slug(embedder_id)}.skops"
+
+
+def bootstrap_path(embedder_id: str) -> Path:
+    return models_dir() / f"bootstrap-{id_slug(embedder_id)}.npz"
+
+
+def load_bootstrap(embedder_id: str) -> LabeledSet | None:
+    """The shipped labeled set in this embedder's space, or None when none ships for it."""
+    path = bootstrap_path(embedder_id)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return LabeledSet(
+            sha1s=[str(s) for s in data["sha1"]],
+            invert=data["invert"].astype(bool),
+            vectors=data["vectors"].astype(np.float32),
+            phashes=[str(p) or None for p in data["phash"]],
+        )
+
+
+def save_bootstrap(path: Path, labeled: LabeledSet, stats: np.ndarray) -> None:
+    """Write the labeled set compactly (float16 vectors) for shipping; stats let retrain use them."""
+    np.savez_compressed(
+        path,
+        sha1=np.array(labeled.sha1s),
+        invert=labeled.invert.astype(bool),
+        vectors=labeled.vectors.astype(np.float16),
+        phash=np.array([p or "" for p in labeled.phashes]),
+        stats=np.asarray(stats, dtype=np.float32),
+    )
