@@ -39,14 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per image per line")
     _add_common(classify)
     classify.set_defaults(run=run_classify)
+
+    retrain = sub.add_parser("retrain", help="train the head from human labels (overrides files + bootstrap set)")
+    retrain.add_argument("--overrides", dest="overrides_files", action="append", default=None, metavar="FILE",
+                         help="overrides YAML with human labels (repeatable; default: invertornot.yml)")
+    retrain.add_argument("--no-bootstrap", action="store_true", help="train on the given labels alone")
+    retrain.add_argument("--output", default="", help="write the head here (default: the store, for this site)")
+    _add_common(retrain, overrides=False)
+    retrain.set_defaults(run=run_retrain)
+
+    evaluate = sub.add_parser("eval", help="accuracy against known labels, beside the saturation baseline")
+    evaluate.add_argument("path", help="a folder with invert/ and keep/ subfolders, or a CSV of file,invert")
+    _add_common(evaluate)
+    evaluate.set_defaults(run=run_eval)
     return parser
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
     defaults = Settings()
     p.add_argument("--store", default=defaults.store, help=f"embedding store directory (default: {defaults.store})")
     p.add_argument("--model", default=defaults.model, help=f"embedder id (default: {defaults.model})")
-    p.add_argument("--overrides", default="", help="overrides YAML whose human labels win (read only)")
+    if overrides:
+        p.add_argument("--overrides", default="", help="overrides YAML whose human labels win (read only)")
     p.add_argument("--head", default="", help="a head file (.skops) instead of the store's or the shipped one")
     p.add_argument("--threshold", type=float, default=defaults.threshold, help="p_invert at or above inverts")
     p.add_argument("--unsure", type=float, default=defaults.unsure, help="band around the threshold left to kNN")
@@ -54,8 +68,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
+    extra.setdefault("overrides", getattr(args, "overrides", ""))
     return Settings(
-        store=args.store, model=args.model, overrides=args.overrides, head=args.head,
+        store=args.store, model=args.model, head=args.head,
         threshold=args.threshold, unsure=args.unsure, background=args.background, **extra,
     )
 
@@ -96,6 +111,68 @@ def run_classify(args: argparse.Namespace) -> int:
         if r.error:
             print(f"{'':<{width}}  ! {r.error}")
     print(engine.summary(results))
+    return 0
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .training import retrain
+
+    files = [Path(f) for f in (args.overrides_files or [Settings().overrides])]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"invertornot-ssg: error: no such overrides file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    # The head is saved per overrides file in the (shared) store: name the first one as the site.
+    engine = Engine(_settings(args, overrides=str(files[0]), write_overrides=False), Path.cwd(), logger=log)
+    head, report = retrain(engine, files, bootstrap=not args.no_bootstrap,
+                           output=Path(args.output) if args.output else None, log=log)
+    cv, train, site = report["cv"], report["training"], report["training_site"]
+    print(f"samples: {report['samples']} ({report['site_samples']} from the site, "
+          f"{report['bootstrap_samples']} bootstrap)")
+    print(f"cross-validated ({cv['scheme']}): accuracy {cv['accuracy']:.1%}, "
+          f"recall invert {cv['recall_invert']:.1%}, recall keep {cv['recall_keep']:.1%}")
+    print(f"training accuracy: {train['accuracy']:.1%} (site labels: {site['accuracy']:.1%})")
+    print(f"saved head {head.version} for {head.embedder_id} to {args.output or engine.site_head_path()}")
+    if site["n"] and site["accuracy"] < 1.0:
+        log.warning("the head disagrees with some site labels; those images still get their label "
+                    "(overrides and duplicate lookup win over the head)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_report, read_truth
+
+    truth = read_truth(Path(args.path))
+    report = evaluate(_settings(args, write_overrides=False), Path.cwd(), truth, log)
+    print(format_report(report))
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .errors import ConfigError
+    from .sitedir import SitePage, SiteResolver, absolute_href, html_files, process_site, relative_href
+
+    root = Path(args.site_dir)
+    if not root.is_dir():
+        raise ConfigError(f"SITE_DIR: {root} is not a directory")
+    settings = _settings(args, write_overrides=not args.no_record, css=not args.no_css)
+    engine = Engine(settings, Path.cwd(), logger=log)
+    resolver = SiteResolver(root, [args.base_url] if args.base_url else [])
+    if not settings.css:
+        css_href = None
+    elif args.base_url:
+        prefix = resolver.bases[0].prefix  # site-absolute: the same link from every page
+        css_href = lambda page_id: absolute_href(prefix)  # noqa: E731
+    else:
+        css_href = relative_href
+    pages = [SitePage(path) for path in html_files(root)]
+    run = process_site(engine, resolver, pages, css_href=css_href, dry_run=args.dry_run, logger=log)
+    for line in run.describe():
+        print(("would change " if args.dry_run else "") + line)
+    verb = "would change" if args.dry_run else "changed"
+    print(f"{run.pages} pages, {verb} {len(run.changes)}; {engine.summary(run.results)}")
     return 0
 
 

@@ -144,7 +144,7 @@ class Engine:
 
     def load_overrides(self) -> Overrides:
         if self.overrides_path is None:
-            return Overrides.load(None)
+            return Overrides(os.devnull)  # no overrides file: nobody labeled anything
         return Overrides.load(self.overrides_path)
 
     # -- classify -----------------------------------------------------------------------------

@@ -160,18 +160,15 @@ class Overrides:
 
     def to_yaml(self) -> str:
         """The canonical text: header, `version`, entries sorted by path, fixed key order."""
+        fast = None if self._extra else _fast_body(self._entries)
+        return HEADER + (fast if fast is not None else self._dump_body())
+
+    def _dump_body(self) -> str:
+        """The reference serialisation; `_fast_body` writes the same bytes for common entries."""
         images = {key: _entry_yaml(entry) for key, entry in self._entries.items()}
         document: dict[str, Any] = {"version": FORMAT_VERSION, "images": images}
         document.update(self._extra)
-        body = yaml.dump(
-            document,
-            Dumper=_Dumper,
-            sort_keys=False,
-            default_flow_style=False,
-            allow_unicode=True,
-            width=1 << 16,
-        )
-        return HEADER + body
+        return yaml.dump(document, Dumper=_Dumper, **_DUMP_OPTIONS)
 
     def merged(
         self,
@@ -403,6 +400,74 @@ def _entry_yaml(entry: Entry) -> dict[str, Any]:
     out.update(entry.extra)
     # A person's short entry stays short until a build adds automatic data to it.
     return out if entry.auto is not None else _Flow(out)
+
+
+_DUMP_OPTIONS: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "allow_unicode": True, "width": 1 << 16}
+# Text PyYAML writes unquoted: no indicators, no ': ', no ' #', no leading/trailing space, no line breaks.
+_PLAIN_TEXT = re.compile(r"[\w./()+](?:[\w./()+@ -]*[\w./()+@-])?")
+_STR_TAG = "tag:yaml.org,2002:str"
+_resolver = yaml.resolver.Resolver()
+_plain_cache: dict[str, bool] = {}
+
+
+def _is_plain(text: str) -> bool:
+    """True when PyYAML would write `text` as a plain scalar (and read it back as text)."""
+    known = _plain_cache.get(text)
+    if known is None:
+        known = (
+            not text.startswith("...")  # a document marker
+            and (text.isascii() or all(ch not in "\u0085\u2028\u2029" and ch.isprintable() for ch in text))
+            and _PLAIN_TEXT.fullmatch(text) is not None
+            and _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+        )
+        if len(_plain_cache) < 100_000:
+            _plain_cache[text] = known
+    return known
+
+
+def _fast_scalar(value: Any) -> str | None:
+    kind = type(value)
+    if kind is str:
+        return value if _is_plain(value) else None
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is int:
+        return str(value)
+    if kind is float and value - value == 0:  # finite
+        text = repr(value).lower()
+        return text.replace("e", ".0e", 1) if "." not in text and "e" in text else text
+    return None
+
+
+def _fast_body(entries: Mapping[str, Entry]) -> str | None:
+    """The bytes `yaml.dump` writes for this document, written directly (5-10x faster on
+    large sites); None if an entry holds anything beyond plain text, numbers and booleans."""
+    lines = ["version: 1\n", "images:" + ("\n" if entries else " {}\n")]
+    for key, entry in entries.items():
+        if entry.extra or len(key) >= 128 or not _is_plain(key):
+            return None
+        fields_ = []
+        for name, value in (("label", entry.label), ("note", entry.note), ("sha1", entry.sha1)):
+            if value is not None:
+                text = _fast_scalar(value)
+                if text is None or type(value) is not str:
+                    return None
+                fields_.append((name, text))
+        if entry.auto is not None:
+            auto_parts = []
+            for name, value in entry.auto.items():
+                name_text, value_text = _fast_scalar(name), _fast_scalar(value)
+                if name_text is None or value_text is None or type(name) is not str:
+                    return None
+                auto_parts.append(f"{name_text}: {value_text}")
+            lines.append(f"  {key}:\n")
+            lines.extend(f"    {name}: {text}\n" for name, text in fields_)
+            lines.append("    auto: {" + ", ".join(auto_parts) + "}\n")
+        else:
+            lines.append(f"  {key}: {{" + ", ".join(f"{name}: {text}" for name, text in fields_) + "}\n")
+    return "".join(lines)
 
 
 def _round(value: float | None) -> float | None:

@@ -27,27 +27,36 @@ def bootstrap_path(embedder_id: str) -> Path:
     return models_dir() / f"bootstrap-{id_slug(embedder_id)}.npz"
 
 
-def load_bootstrap(embedder_id: str) -> LabeledSet | None:
-    """The shipped labeled set in this embedder's space, or None when none ships for it."""
+def load_bootstrap_training(embedder_id: str) -> dict[str, np.ndarray] | None:
+    """All columns of the shipped set (sha1, invert, source, vectors, stats, phash), or None."""
     path = bootstrap_path(embedder_id)
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        return LabeledSet(
-            sha1s=[str(s) for s in data["sha1"]],
-            invert=data["invert"].astype(bool),
-            vectors=data["vectors"].astype(np.float32),
-            phashes=[str(p) or None for p in data["phash"]],
-        )
+        return {name: data[name] for name in data.files}
 
 
-def save_bootstrap(path: Path, labeled: LabeledSet, stats: np.ndarray) -> None:
-    """Write the labeled set compactly (float16 vectors) for shipping; stats let retrain use them."""
+def load_bootstrap(embedder_id: str) -> LabeledSet | None:
+    """The shipped labeled set in this embedder's space, or None when none ships for it."""
+    data = load_bootstrap_training(embedder_id)
+    if data is None:
+        return None
+    return LabeledSet(
+        sha1s=[str(s) for s in data["sha1"]],
+        invert=data["invert"].astype(bool),
+        vectors=data["vectors"].astype(np.float32),
+        phashes=[str(p) or None for p in data["phash"]],
+    )
+
+
+def save_bootstrap(path: Path, sha1s, invert, sources, vectors, stats, phashes) -> None:
+    """Write the labeled set compactly (float16 vectors) for shipping, row-aligned with the manifest."""
     np.savez_compressed(
         path,
-        sha1=np.array(labeled.sha1s),
-        invert=labeled.invert.astype(bool),
-        vectors=labeled.vectors.astype(np.float16),
-        phash=np.array([p or "" for p in labeled.phashes]),
+        sha1=np.array(sha1s),
+        invert=np.asarray(invert, dtype=bool),
+        source=np.array(sources),
+        vectors=np.asarray(vectors, dtype=np.float16),
         stats=np.asarray(stats, dtype=np.float32),
+        phash=np.array([p or "" for p in phashes]),
     )

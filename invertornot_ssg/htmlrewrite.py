@@ -1,0 +1,374 @@
+"""Find `<img>` tags with a real tokenizer and rewrite them; every other byte stays as it was.
+
+Tag boundaries come from the stdlib `html.parser`, so tags inside comments, CDATA sections,
+`<script>`, `<style>`, `<textarea>`, `<title>` and the other raw-text elements are not seen.
+`<template>` and `<noscript>` contents are parsed like any markup, so their images are found.
+Inside a tag, attributes are split by a small scanner that follows the HTML5 tokenizer, and
+that one scanner serves both reading and rewriting, so the two always agree.
+"""
+from __future__ import annotations
+
+import html as _html
+import re
+from dataclasses import dataclass, field
+from html.entities import html5 as _ENTITIES
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+_WS = " \t\n\r\f"  # HTML's ASCII whitespace
+_TO_SPACE = str.maketrans("\t\n\r\f", "    ")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# Browsers parse these elements' content as text, so an <img> inside is no image.
+# html.parser only knows script and style (Python < 3.13).
+_RAW_TEXT = frozenset({"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"})
+_SCHEME_FRAGMENTS = frozenset({"only-light", "only-dark", "gh-light-mode-only", "gh-dark-mode-only"})
+_SCHEME_CLASSES = frozenset({
+    "only-dark", "only-light", "dark-only", "light-only", "dark-light", "light-dark",
+    "only-dark-mode", "only-light-mode", "dark-mode-only", "light-mode-only",
+})
+_BAD_NAME_CHARS = frozenset(_WS + "\"'>/=<")
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
+
+
+@dataclass(frozen=True)
+class ClassNames:
+    """The four class names the rewriter reads and writes."""
+
+    invert: str
+    keep: str
+    invert_auto: str
+    keep_auto: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClassNames:
+        """The class names configured in `settings`."""
+        return cls(settings.class_invert, settings.class_keep, settings.class_invert_auto, settings.class_keep_auto)
+
+
+@dataclass(frozen=True)
+class ImgTag:
+    """One `<img>` start tag: where it is in the page and what it says."""
+
+    start: int  # offset of '<' in the page
+    end: int  # offset just past '>'
+    src: str | None  # entities unescaped, surrounding whitespace stripped; None when absent
+    srcset: str | None
+    classes: list[str]
+    explicit_label: str | None  # 'invert' | 'keep': the author's class on the tag
+    skip_reason: str | None  # 'per-scheme' | 'no-src' | 'data-uri'
+    remote: bool  # http(s) or protocol-relative src
+
+
+@dataclass(frozen=True)
+class TagUpdate:
+    """What to change in one tag: set one class, drop stale ones, set attributes."""
+
+    add_class: str
+    remove_classes: tuple[str, ...] = ()
+    attrs: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.add_class or any(c in _WS for c in self.add_class):
+            raise ValueError(f"add_class: must be one class name, got {self.add_class!r}")
+        if self.add_class in self.remove_classes:
+            raise ValueError(f"add_class {self.add_class!r} is also in remove_classes")
+        names = [name.translate(_ASCII_LOWER) for name, _ in self.attrs]
+        for name in names:
+            if not name or _BAD_NAME_CHARS.intersection(name) or name == "class":
+                raise ValueError(f"attrs: {name!r} is not an attribute name this rewriter may set")
+        if len(set(names)) != len(names):
+            raise ValueError(f"attrs: duplicate attribute names in {names}")
+
+
+@dataclass(frozen=True)
+class _Attr:
+    """One attribute inside a start tag's text; spans are offsets into that text."""
+
+    name: str  # ASCII-lowercased
+    name_end: int
+    value: str | None  # raw text, entities not decoded; None for a bare attribute
+    value_start: int  # span of the value, inside any quotes
+    value_end: int
+    quoted: bool
+    end: int  # just past the attribute, closing quote included
+
+
+@dataclass(frozen=True)
+class _Tag:
+    start: int
+    end: int
+    raw: str
+    attrs: list[_Attr]
+
+    def first(self, name: str) -> _Attr | None:
+        """The attribute browsers use: the first of duplicates."""
+        return next((a for a in self.attrs if a.name == name), None)
+
+    def value(self, name: str) -> str | None:
+        attr = self.first(name)
+        if attr is None:
+            return None
+        return "" if attr.value is None else _unescape_attr(attr.value)
+
+
+def find_images(html: str, classes: ClassNames) -> list[ImgTag]:
+    """Every `<img>` a browser would render from `html`, in document order; never raises."""
+    scan = _scan(html)
+    return [_img_tag(tag, classes, tag.start in scan.scheme_pictures) for tag in scan.imgs]
+
+
+def rewrite(html: str, updates: Mapping[int, TagUpdate]) -> str:
+    """Apply `updates` (keyed by `ImgTag.start`); bytes outside the changed attributes are kept."""
+    if not updates:
+        return html
+    tags = {tag.start: tag for tag in _scan(html).imgs}
+    unknown = sorted(set(updates) - set(tags))
+    if unknown:
+        raise ValueError(f"no <img> tag starts at offset(s) {unknown}; was the page changed after find_images?")
+    out, pos = [], 0
+    for start in sorted(updates):
+        tag = tags[start]
+        out += [html[pos:start], _rewrite_tag(tag, updates[start])]
+        pos = tag.end
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def link_stylesheet(html: str, href: str) -> str:
+    """Link the stylesheet `href` once in the page's head; unchanged if linked already or headless."""
+    scan = _scan(html)
+    if any(link.value("href") == href for link in scan.links):
+        return html
+    at = scan.head_close if scan.head_close is not None else scan.head_open_end
+    if at is None:
+        return html
+    return f'{html[:at]}<link rel="stylesheet" href="{_html.escape(href)}">{html[at:]}'
+
+
+def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:
+    src = tag.value("src")
+    if src is not None:
+        src = src.strip(_WS)  # browsers strip these from URLs
+    classes = _split_classes(tag.value("class") or "")
+    if names.keep in classes:  # both? keeping is the safer mistake
+        label = "keep"
+    elif names.invert in classes:
+        label = "invert"
+    else:
+        label = None
+    fragment = src.partition("#")[2].lower() if src else ""
+    if in_scheme_picture or fragment in _SCHEME_FRAGMENTS or _SCHEME_CLASSES.intersection(classes):
+        skip = "per-scheme"
+    elif not src:
+        skip = "no-src"
+    elif src[:5].lower() == "data:":
+        skip = "data-uri"
+    else:
+        skip = None
+    remote = bool(src) and (src.startswith("//") or src.lower().startswith(("http://", "https://")))
+    return ImgTag(tag.start, tag.end, src, tag.value("srcset"), classes, label, skip, remote)
+
+
+def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:
+    raw = tag.raw
+    new_attrs_at = tag.attrs[-1].end if tag.attrs else len("<img")  # new attributes follow the last one
+    # (start, new attribute?, end, text) in raw: at one offset, a bare attribute's new value
+    # must come before the attributes inserted after it.
+    edits: list[tuple[int, bool, int, str]] = []
+
+    cls = tag.first("class")
+    old = _split_classes(tag.value("class") or "")
+    new = [c for c in old if c not in update.remove_classes]
+    if update.add_class not in new:
+        new.append(update.add_class)
+    if new != old:
+        text = " ".join(_html.escape(c) for c in new)
+        if cls is None:
+            edits.append((new_attrs_at, True, new_attrs_at, f' class="{text}"'))
+        elif cls.value is None:
+            edits.append((cls.name_end, False, cls.name_end, f'="{text}"'))
+        elif cls.quoted and new == old + [update.add_class]:
+            # Only appending: keep the author's text as it is and add one token.
+            sep = " " if cls.value and cls.value[-1] not in _WS else ""
+            edits.append((cls.value_end, False, cls.value_end, sep + _html.escape(update.add_class)))
+        else:
+            edits.append(_replace_value(cls, text))
+
+    for name, value in update.attrs:
+        attr = tag.first(name.translate(_ASCII_LOWER))
+        escaped = _html.escape(value)
+        if attr is None:
+            edits.append((new_attrs_at, True, new_attrs_at, f' {name}="{escaped}"'))
+        elif attr.value is None:
+            edits.append((attr.name_end, False, attr.name_end, f'="{escaped}"'))
+        elif _unescape_attr(attr.value) != value:  # same value: leave the bytes alone (idempotence)
+            edits.append(_replace_value(attr, escaped))
+
+    out, pos = [], 0
+    for start, _, end, text in sorted(edits, key=lambda e: e[:2]):  # stable: class first among new ones
+        out += [raw[pos:start], text]
+        pos = end
+    out.append(raw[pos:])
+    return "".join(out)
+
+
+def _replace_value(attr: _Attr, escaped: str) -> tuple[int, bool, int, str]:
+    """Replace a value in place; an unquoted one gets double quotes (the new text may hold spaces)."""
+    return (attr.value_start, False, attr.value_end, escaped if attr.quoted else f'"{escaped}"')
+
+
+def _split_classes(value: str) -> list[str]:
+    """Class tokens, split on ASCII whitespace only (a no-break space belongs to the class name)."""
+    return [c for c in value.translate(_TO_SPACE).split(" ") if c]
+
+
+def _unescape_attr(value: str) -> str:
+    """Decode character references the way browsers do inside attribute values."""
+
+    def decode(m: re.Match[str]) -> str:
+        ref = m.group(1)
+        if ref.startswith("#"):
+            return _html.unescape(m.group(0))
+        # HTML5: a legacy name without ';' right before '=' stays literal (`?a=1&copy=2`), and so
+        # does a known name followed by more letters (`&ampx`).
+        if ref in _ENTITIES and (ref.endswith(";") or not value.startswith("=", m.end())):
+            return _html.unescape(m.group(0))
+        return m.group(0)
+
+    return _CHARREF.sub(decode, value)
+
+
+def _scan_attrs(raw: str) -> list[_Attr]:
+    """Split a start tag's attributes like the HTML5 tokenizer; `raw` is the whole tag, `<` to `>`."""
+    n = len(raw) - 1  # the closing '>'
+    i = 1
+    while i < n and raw[i] not in _WS and raw[i] != "/":  # the tag name
+        i += 1
+    attrs = []
+    while True:
+        while i < n and (raw[i] in _WS or raw[i] == "/"):  # a '/' not before '>' is ignored
+            i += 1
+        if i >= n:
+            return attrs
+        name_start = i
+        i += 1  # the first character may be '=' (a parse error, but part of the name)
+        while i < n and raw[i] not in _WS and raw[i] not in "/=":
+            i += 1
+        name = raw[name_start:i].translate(_ASCII_LOWER)
+        name_end = j = i
+        while j < n and raw[j] in _WS:
+            j += 1
+        if j >= n or raw[j] != "=":
+            attrs.append(_Attr(name, name_end, None, name_end, name_end, False, name_end))
+            continue
+        j += 1
+        while j < n and raw[j] in _WS:
+            j += 1
+        if j < n and raw[j] in "\"'":
+            close = raw.find(raw[j], j + 1, n)
+            close = n if close < 0 else close  # unterminated: html.parser never hands us one
+            attrs.append(_Attr(name, name_end, raw[j + 1 : close], j + 1, close, True, min(close + 1, n)))
+            i = close + 1
+        else:
+            k = j
+            while k < n and raw[k] not in _WS:
+                k += 1
+            attrs.append(_Attr(name, name_end, raw[j:k], j, k, False, k))
+            i = k
+
+
+@dataclass
+class _Picture:
+    has_media: bool = False  # a <source media=...>: the author picks the image per scheme or size
+    imgs: list[int] = field(default_factory=list)
+
+
+class _Scanner(HTMLParser):
+    """Collects `<img>` and `<link>` tags and the head's bounds, with character offsets."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html = html
+        # getpos() counts lines by '\n' only; so do these line starts.
+        self.line_starts = [0]
+        at = html.find("\n")
+        while at >= 0:
+            self.line_starts.append(at + 1)
+            at = html.find("\n", at + 1)
+        self.imgs: list[_Tag] = []
+        self.links: list[_Tag] = []
+        self.head_open_end: int | None = None
+        self.head_close: int | None = None
+        self.scheme_pictures: set[int] = set()  # starts of imgs in a <picture> with <source media>
+        self._pictures: list[_Picture] = []  # open <picture> elements, innermost last
+
+    def _offset(self) -> int:
+        line, col = self.getpos()
+        return self.line_starts[line - 1] + col
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        # Browsers ignore the '/' of '<textarea/>' or '<picture/>': the element stays open.
+        self.handle_starttag(tag, attrs)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _RAW_TEXT:
+            self.set_cdata_mode(tag)
+        if tag not in ("img", "link", "head", "picture", "source"):
+            return
+        start, raw = self._offset(), self.get_starttag_text() or ""
+        # Guards against any drift in html.parser's positions: a tag we cannot place is left alone.
+        if (
+            not self.html.startswith(raw, start)
+            or raw[1 : len(tag) + 1].translate(_ASCII_LOWER) != tag  # html.parser lowercases beyond ASCII
+            or raw[len(tag) + 1 : len(tag) + 2] not in tuple(_WS + "/>")  # and ends names at NUL
+        ):
+            return
+        found = _Tag(start, start + len(raw), raw, _scan_attrs(raw))
+        if tag == "img":
+            self.imgs.append(found)
+            if self._pictures:
+                self._pictures[-1].imgs.append(start)
+        elif tag == "link":
+            self.links.append(found)
+        elif tag == "head" and self.head_open_end is None:
+            self.head_open_end = found.end
+        elif tag == "picture":
+            self._pictures.append(_Picture())
+        elif tag == "source" and self._pictures and (found.value("media") or "").strip(_WS):
+            self._pictures[-1].has_media = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head" and self.head_close is None:
+            self.head_close = self._offset()
+        elif tag == "picture" and self._pictures:
+            self._close_picture()
+
+    def _close_picture(self) -> None:
+        picture = self._pictures.pop()
+        if picture.has_media:
+            self.scheme_pictures.update(picture.imgs)
+
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        # Python < 3.13 raises AssertionError on `<![foo` and may have moved its position first;
+        # browsers read any `<![...` in HTML as a bogus comment up to the next '>'.
+        pos = self.getpos()
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            self.lineno, self.offset = pos
+            return self.parse_bogus_comment(i, report)
+
+    def close(self) -> None:
+        super().close()
+        while self._pictures:  # unclosed at the end of the page
+            self._close_picture()
+
+
+def _scan(html: str) -> _Scanner:
+    scanner = _Scanner(html)
+    scanner.feed(html)
+    scanner.close()
+    return scanner

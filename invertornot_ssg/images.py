@@ -1,0 +1,589 @@
+"""Open any image file safely: composite on the page background; sha1, phash, cheap statistics."""
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import io
+import os
+import re
+import stat
+import struct
+import warnings
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Union
+
+import imagehash
+import numpy as np
+from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
+
+from .errors import ConfigError
+
+PathArg = Union[str, bytes, os.PathLike]
+RGB = tuple[int, int, int]
+
+ERROR_KINDS = (
+    "missing", "empty", "truncated", "not-an-image", "too-large", "unsupported", "unreadable", "svg-error",
+)
+# About 8000x8000: far beyond any web image, and below Pillow's own bomb error (2 x 89 MP).
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_SVG_BYTES = 32 * 1024 * 1024  # an SVG (or decompressed SVGZ) is parsed whole in memory
+STATS_SIDE = 128  # image_stats works on a copy this small: about a millisecond
+
+STAT_NAMES: tuple[str, ...] = (
+    *(f"lum_hist_{i}" for i in range(8)),  # luminance histogram, fractions of pixels
+    "near_white",  # luminance > 0.9
+    "near_black",  # luminance < 0.1
+    "mean_luminance",
+    "mean_saturation",  # HSL saturation
+    "transparency",  # fraction of pixels not fully opaque in the file
+    "log_colors",  # log2(distinct colours at 4 bits per channel) / 12, in [0, 1]
+    "edge_density",  # fraction of pixels with a luminance gradient above 0.1
+)
+
+# What Pillow may decode: web formats. Others (EPS would run Ghostscript) are 'unsupported'.
+RASTER_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "AVIF", "BMP", "ICO", "TIFF"})
+_SVG_NS = "{http://www.w3.org/2000/svg}"
+_HREFS = ("href", "{http://www.w3.org/1999/xlink}href")
+_SAFE_DATA_URI = re.compile(r"data:image/(png|jpeg|jpg|gif|webp)(;[^,]*)?,", re.IGNORECASE)
+_SVG_UNITS = {  # CSS pixels per unit at 96 dpi; em and ex at resvg's default 16 px font
+    "": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0,
+    "em": 16.0, "ex": 8.0,
+}
+_SVG_LENGTH = re.compile(r"\s*([+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(px|pt|pc|mm|cm|in|em|ex|%)?\s*")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
+_GZIP_MAGIC = b"\x1f\x8b"
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image ready for the embedder: RGB, composited, at most max_side pixels long."""
+
+    path: PathArg
+    image: Image.Image
+    width: int  # original size, in display orientation
+    height: int
+    format: str  # by content: 'PNG', 'JPEG', 'GIF', 'WEBP', 'SVG', ...
+    transparency: float  # fraction of pixels not fully opaque, before compositing
+
+
+@dataclass(frozen=True)
+class ImageError:
+    """Why a file could not be loaded; `message` names the file."""
+
+    path: PathArg
+    kind: str  # one of ERROR_KINDS
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _Reject(Exception):
+    """Internal: a specific reason to give up on a file, turned into an ImageError."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def load_image(
+    path: PathArg,
+    background: RGB = (255, 255, 255),
+    max_side: int = 512,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> LoadedImage | ImageError:
+    """Load an image file; any problem with the file is returned as an ImageError, never raised."""
+    shown = _shown(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return ImageError(path, "missing", f"{shown}: broken symbolic link (its target does not exist)")
+        return ImageError(path, "missing", f"{shown}: no such file")
+    except (OSError, ValueError) as exc:
+        return ImageError(path, *_stat_failure(shown, exc))
+    if stat.S_ISDIR(info.st_mode):
+        return ImageError(path, "unreadable", f"{shown}: is a directory, not an image file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+        return ImageError(path, "unreadable", f"{shown}: not a regular file")
+    try:
+        fp = open(path, "rb")
+    except OSError as exc:
+        return ImageError(path, "unreadable", f"{shown}: cannot open ({exc.strerror or exc})")
+    with fp:
+        return _load(fp, info.st_size, path, shown, background, max_side, max_pixels)
+
+
+def load_image_bytes(
+    data: bytes,
+    name: str,
+    background: RGB = (255, 255, 255),
+    max_side: int = 512,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> LoadedImage | ImageError:
+    """Load an image from bytes (e.g. a downloaded file); `name` stands for the path in messages."""
+    return _load(io.BytesIO(data), len(data), name, _shown(name), background, max_side, max_pixels)
+
+
+def _stat_failure(shown: str, exc: Exception) -> tuple[str, str]:
+    """Kind and message for a path that cannot even be stat'ed."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ELOOP:
+        return "unreadable", f"{shown}: symbolic link loop"
+    if code == errno.ENOTDIR:
+        return "missing", f"{shown}: no such file (a parent is not a directory)"
+    if isinstance(exc, PermissionError):
+        return "unreadable", f"{shown}: permission denied"
+    return "unreadable", f"{shown}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _load(
+    fp: BinaryIO, size: int, path: PathArg, shown: str, background: RGB, max_side: int, max_pixels: int
+) -> LoadedImage | ImageError:
+    """Shared by load_image and load_image_bytes: sniff the content, decode, composite."""
+    if size == 0:
+        return ImageError(path, "empty", f"{shown}: empty file (0 bytes)")
+    try:
+        head = fp.read(4096)
+        fp.seek(0)
+        if head.startswith(_GZIP_MAGIC) or _starts_with_markup(head):
+            fmt = "SVG"
+            image, width, height = _render_svg(fp, max_side, max_pixels)
+        else:
+            image, width, height, fmt = _decode_raster(fp, size, head, max_side, max_pixels)
+        image, transparency = _flatten(image, background, max_side)
+    except _Reject as reject:
+        return ImageError(path, reject.kind, f"{shown}: {reject.detail}")
+    except Image.DecompressionBombError as exc:
+        return ImageError(path, "too-large", f"{shown}: refused by Pillow as a possible decompression bomb ({exc})")
+    except Exception as exc:  # a bad file must never stop a build
+        return ImageError(path, "unreadable", f"{shown}: cannot decode ({type(exc).__name__}: {exc})")
+    return LoadedImage(path, image, width, height, fmt, transparency)
+
+
+def _shown(path: PathArg) -> str:
+    """The path as text for messages; undecodable bytes appear as backslash escapes."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# --- raster formats (Pillow) ---------------------------------------------------------------
+
+
+def _decode_raster(
+    fp: BinaryIO, size: int, head: bytes, max_side: int, max_pixels: int
+) -> tuple[Image.Image, int, int, str]:
+    """Decode the first frame with Pillow; the pixel count is checked from the header first."""
+    with warnings.catch_warnings():
+        # max_pixels is our limit; Pillow's global one only warns between 1x and 2x its value.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(fp)
+        except UnidentifiedImageError:
+            raise _unidentified(fp, size, head) from None
+        except Image.DecompressionBombError:
+            raise
+        except Exception as exc:  # a recognised header that breaks while being read
+            raise _decode_failure(fp, size, _sniff_format(head) or "image", exc) from exc
+        with im:
+            if im.format not in RASTER_FORMATS:
+                known = ", ".join(sorted(RASTER_FORMATS))
+                raise _Reject("unsupported", f"{im.format} files are not supported (only SVG, {known})")
+            fmt = "JPEG" if im.format == "MPO" else im.format  # MPO: a camera's multi-picture JPEG
+            width, height = im.size
+            if width * height > max_pixels:
+                raise _Reject(
+                    "too-large",
+                    f"{width}x{height} {fmt} has {width * height / 1e6:.0f} megapixels, over the"
+                    f" {max_pixels / 1e6:g}-megapixel limit (a decompression bomb?)",
+                )
+            if fmt == "JPEG":  # let libjpeg decode at 1/2, 1/4 or 1/8 scale, still >= max_side
+                im.draft("RGB", (max_side, max_side))
+            try:
+                im.load()
+            except Image.DecompressionBombError:
+                raise
+            except Exception as exc:
+                raise _decode_failure(fp, size, fmt, exc) from exc
+            orientation = _orientation(im)
+            if orientation in (5, 6, 7, 8):  # stored a quarter turn from how it is displayed
+                width, height = height, width
+            upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+            return _to_rgb_or_rgba(upright), width, height, fmt
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1 if absent)."""
+    try:
+        return int(im.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # a damaged EXIF block should not cost the image itself
+        return 1
+
+
+def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB, or RGBA when it has transparency."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        im = _to_8bit(im)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    try:
+        return im.convert("RGBA" if has_alpha else "RGB")
+    except ValueError as exc:
+        raise _Reject("unsupported", f"colour mode {im.mode} is not supported ({exc})") from exc
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """High-bit-depth greyscale to 8-bit by scaling (Pillow's convert would clip at 255)."""
+    values = np.asarray(im).astype(np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if im.mode.startswith("I;16"):
+        top = 65535.0  # the bit depth, not the brightest pixel: a dark image stays dark
+    elif im.mode == "F" and top <= 1.0:
+        top = 1.0
+    elif top <= 255:
+        top = 255.0
+    elif top <= 65535:
+        top = 65535.0
+    scaled = np.clip(values * (255.0 / max(top, 1e-12)), 0, 255)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
+
+
+def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float]:
+    """Measure transparency, downscale, composite on the background: what a reader sees."""
+    transparency = 0.0
+    if im.mode == "RGBA":
+        alpha = np.asarray(im.getchannel("A"))
+        transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
+    im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    if im.mode == "RGBA":
+        page = Image.new("RGBA", im.size, (*background, 255))
+        im = Image.alpha_composite(page, im).convert("RGB")
+    return im, transparency
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+_UNSUPPORTED_BRANDS = {  # ISO-BMFF brands (bytes 8..12) of formats Pillow cannot read here
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The raster format named by the file's magic bytes, if one we know."""
+    for magic, fmt in _SIGNATURES:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _unidentified(fp: BinaryIO, size: int, head: bytes) -> _Reject:
+    """Why Pillow found no image: a broken header, a format it cannot read, or no image at all."""
+    fmt = _sniff_format(head)
+    if fmt:
+        return _truncation(fp, size, fmt) or _Reject("unreadable", f"corrupt {fmt} header")
+    if head[4:8] == b"ftyp" and head[8:12] in _UNSUPPORTED_BRANDS:
+        return _Reject("unsupported", f"{_UNSUPPORTED_BRANDS[head[8:12]]} images are not supported")
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL ")):
+        return _Reject("unsupported", "JPEG XL images are not supported")
+    if head.startswith(b"%PDF"):
+        return _Reject("not-an-image", "a PDF document, not an image")
+    if _is_text(head):
+        return _Reject("not-an-image", f"text, not an image (starts {head[:24].decode('utf-8', 'replace')!r})")
+    return _Reject("not-an-image", f"not a recognised image format (starts with bytes {head[:8].hex(' ')})")
+
+
+def _is_text(head: bytes) -> bool:
+    """True when the bytes look like UTF-8 text (a character cut at the end is allowed)."""
+    text = head[:512].decode("utf-8", "replace").rstrip("\ufffd")
+    return bool(text) and "\ufffd" not in text and all(c.isprintable() or c in "\t\r\n\f" for c in text)
+
+
+def _decode_failure(fp: BinaryIO, size: int, fmt: str, exc: Exception) -> _Reject:
+    """Classify a decoder error: a file that ends early, or corrupt data."""
+    truncated = _truncation(fp, size, fmt)
+    if truncated:
+        return truncated
+    if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+        return _Reject("truncated", f"truncated {fmt} (image data ends early: {exc})")
+    return _Reject("unreadable", f"corrupt {fmt} data ({type(exc).__name__}: {exc})")
+
+
+def _truncation(fp: BinaryIO, size: int, fmt: str) -> _Reject | None:
+    """A 'truncated' rejection when the file lacks the end its format requires, else None."""
+    if fmt == "PNG":
+        return _png_truncation(fp, size)
+    fp.seek(max(0, size - 32))
+    tail = fp.read()
+    fp.seek(0)
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        return _Reject("truncated", f"truncated JPEG (file ends after {size} bytes, with no end-of-image marker)")
+    if fmt == "GIF" and not tail.rstrip(b"\0").endswith(b";"):
+        return _Reject("truncated", f"truncated GIF (file ends after {size} bytes, without the trailer)")
+    if fmt == "WEBP":
+        declared = int.from_bytes(fp.read(8)[4:8], "little") + 8
+        fp.seek(0)
+        if declared > size:
+            return _Reject("truncated", f"truncated WebP (file ends after {size} of {declared} bytes)")
+    return None
+
+
+def _png_truncation(fp: BinaryIO, size: int) -> _Reject | None:
+    """Walk the PNG chunk headers: truncated if one runs past the end or IEND never comes."""
+    pos = 8
+    while pos + 8 <= size:
+        fp.seek(pos)
+        length, kind = struct.unpack(">I4s", fp.read(8))
+        if kind == b"IEND":
+            return None
+        end = pos + 12 + length
+        if end > size:
+            name = kind.decode("ascii", "replace")
+            detail = f"file ends after {size} of at least {end} bytes, inside the {name} chunk"
+            return _Reject("truncated", f"truncated PNG ({detail})")
+        pos = end
+    return _Reject("truncated", f"truncated PNG (file ends after {size} bytes, before the IEND chunk)")
+
+
+# --- SVG (resvg) ---------------------------------------------------------------------------
+
+
+def _starts_with_markup(head: bytes) -> bool:
+    """True when the content starts like XML or HTML (after a byte-order mark and whitespace)."""
+    return _as_text(head).lstrip("\ufeff \t\r\n").startswith("<")
+
+
+def _as_text(data: bytes) -> str:
+    """Bytes to text for sniffing only (the XML parser decodes for real)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "ignore")
+    return data.decode("utf-8", "ignore")
+
+
+def _render_svg(fp: BinaryIO, max_side: int, max_pixels: int) -> tuple[Image.Image, int, int]:
+    """Rasterize an SVG or SVGZ with resvg, fitted within max_side, with no external resources."""
+    try:
+        import resvg_py  # imported on first SVG: many builds have none
+    except ImportError:
+        raise _Reject("unsupported", "SVG needs the resvg-py package (pip install resvg-py)") from None
+    data = fp.read(MAX_SVG_BYTES + 1)
+    if len(data) > MAX_SVG_BYTES:
+        raise _Reject("too-large", f"SVG larger than {MAX_SVG_BYTES // 2**20} MiB")
+    if data.startswith(_GZIP_MAGIC):
+        data = _gunzip(data)
+    root_tag = _root_tag(data)
+    if root_tag is None:
+        raise _Reject("not-an-image", "markup without any element, not an image")
+    if root_tag.lower() == "html":
+        raise _Reject("not-an-image", "an HTML page, not an image")
+    if root_tag.rpartition(":")[2].lower() != "svg":
+        raise _Reject("not-an-image", f"markup with root <{root_tag}>, not an SVG image")
+    try:
+        # expat never fetches external entities or DTDs and caps entity expansion.
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise _Reject("svg-error", f"invalid SVG ({exc})") from None
+    if root.tag not in (f"{_SVG_NS}svg", "svg"):
+        raise _Reject("not-an-image", f"XML with root <{root.tag}>, not an SVG")
+    _drop_external_references(root, max_pixels)
+    declared = _svg_size(root)
+    if declared:
+        scale = min(1.0, max_side / max(declared))
+        box = (max(1, round(declared[0] * scale)), max(1, round(declared[1] * scale)))
+    else:
+        box = (max_side, max_side)  # no usable size: resvg fits its default into this box
+    try:
+        # Always pass a box: without one resvg allocates the declared size and aborts the process.
+        png = resvg_py.svg_to_bytes(
+            svg_string=ET.tostring(root, encoding="unicode"), width=box[0], height=box[1], dpi=96.0
+        )
+    except ValueError as exc:
+        raise _Reject("svg-error", f"SVG cannot be rendered ({exc})") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pyo3 turns a Rust panic into PanicException, a BaseException
+        raise _Reject("svg-error", f"SVG renderer failed ({type(exc).__name__}: {exc})") from None
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    width, height = (max(1, round(declared[0])), max(1, round(declared[1]))) if declared else image.size
+    return image.convert("RGBA"), width, height
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Decompress SVGZ, refusing more than MAX_SVG_BYTES of output (a gzip bomb)."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, MAX_SVG_BYTES + 1)
+    except zlib.error as exc:
+        raise _Reject("not-an-image", f"corrupt gzip data, not an SVGZ image ({exc})") from None
+    if len(out) > MAX_SVG_BYTES:
+        raise _Reject("too-large", f"SVGZ expands to more than {MAX_SVG_BYTES // 2**20} MiB")
+    if not inflater.eof:
+        raise _Reject("truncated", f"truncated SVGZ (gzip stream ends early after {len(data)} bytes)")
+    if not _starts_with_markup(out[:4096]):
+        raise _Reject("not-an-image", "gzip-compressed data, not an SVGZ image")
+    return out
+
+
+def _root_tag(data: bytes) -> str | None:
+    """The name of the first element, skipping the XML declaration, comments and DOCTYPE."""
+    match = _ELEMENT.search(_COMMENT.sub("", _as_text(data[:65536])))
+    return match.group(1) if match else None
+
+
+def _drop_external_references(root: ET.Element, max_pixels: int) -> None:
+    """Remove every href except same-document '#id' and embedded raster images of sane size."""
+    for element in root.iter():
+        for attr in _HREFS:
+            value = element.get(attr)
+            if value is not None and not _safe_href(value.strip(), max_pixels):
+                del element.attrib[attr]
+
+
+def _safe_href(value: str, max_pixels: int) -> bool:
+    """True for '#id' and for a base64 data: PNG/JPEG/GIF/WebP whose header fits max_pixels."""
+    if value.startswith("#"):
+        return True
+    match = _SAFE_DATA_URI.match(value)
+    if not match or "base64" not in (match.group(2) or "").lower():
+        return False  # files, URLs, nested SVG (it could reference files), percent-encoded data
+    try:
+        raw = base64.b64decode(value[match.end():])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as embedded:
+                width, height = embedded.size
+    except Exception:  # undecodable or not an image: resvg would skip it anyway
+        return False
+    return width * height <= max_pixels  # resvg would decode it at full size
+
+
+def _svg_size(root: ET.Element) -> tuple[float, float] | None:
+    """The SVG's declared size in CSS pixels from width, height and viewBox; None if unusable."""
+    view_box = _view_box(root.get("viewBox"))
+    if not view_box:
+        width, height = _svg_length(root.get("width"), None), _svg_length(root.get("height"), None)
+        return (width, height) if width and height else None
+    width, height = _svg_length(root.get("width"), view_box[0]), _svg_length(root.get("height"), view_box[1])
+    aspect = view_box[0] / view_box[1]
+    if width and not height:  # one dimension given: the other follows the viewBox, as in browsers
+        height = width / aspect
+    elif height and not width:
+        width = height * aspect
+    elif not width and not height:
+        width, height = view_box
+    return (width, height) if np.isfinite(width) and np.isfinite(height) else None
+
+
+def _view_box(text: str | None) -> tuple[float, float] | None:
+    """Width and height of a 'min-x min-y width height' viewBox, if valid."""
+    try:
+        parts = [float(p) for p in re.split(r"[\s,]+", (text or "").strip())]
+    except ValueError:
+        return None
+    if len(parts) != 4 or not all(np.isfinite(parts)) or parts[2] <= 0 or parts[3] <= 0:
+        return None
+    return parts[2], parts[3]
+
+
+def _svg_length(text: str | None, reference: float | None) -> float | None:
+    """An SVG length in CSS pixels (96 dpi), None if absent or invalid; percentages need a viewBox."""
+    match = _SVG_LENGTH.fullmatch(text or "")
+    if not match:
+        return None
+    number, unit = float(match.group(1)), match.group(2) or ""
+    if unit == "%":
+        value = number / 100 * reference if reference else None
+    else:
+        value = number * _SVG_UNITS[unit]
+    return value if value is not None and 0 < value < float("inf") else None
+
+
+# --- identity and statistics ---------------------------------------------------------------
+
+
+def file_sha1(path: PathArg) -> str:
+    """SHA-1 hex digest of the file's bytes, read in chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """imagehash's DCT perceptual hash, as hex (16 characters)."""
+    return str(imagehash.phash(image))
+
+
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance between two perceptual hashes in hex."""
+    if len(a) != len(b):
+        raise ValueError(f"perceptual hashes differ in length: {a!r} and {b!r}")
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def parse_color(text: str) -> RGB:
+    """'#fff', '#ffffff' or a colour name like 'white' to an (r, g, b) tuple; ConfigError if invalid."""
+    try:
+        red, green, blue = ImageColor.getcolor(str(text).strip(), "RGB")
+    except ValueError:
+        raise ConfigError(f"invalid colour {text!r}: expected '#rgb', '#rrggbb' or a name like 'white'") from None
+    return red, green, blue
+
+
+def mean_hsl_saturation(rgb_image: Image.Image) -> float:
+    """Mean HSL saturation of an image's pixels, in [0, 1]."""
+    rgb = np.asarray(rgb_image.convert("RGB"), dtype=np.float32) / 255.0
+    return float(_hsl_saturation(rgb).mean()) if rgb.size else 0.0
+
+
+def _hsl_saturation(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel HSL saturation of an (..., 3) float array in [0, 1]."""
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    high = np.maximum(np.maximum(red, green), blue)  # faster than max(axis=-1) over 3 values
+    low = np.minimum(np.minimum(red, green), blue)
+    spread = high - low
+    denominator = 1.0 - np.abs(high + low - 1.0)  # 1 - |2L - 1|
+    return np.divide(spread, denominator, out=np.zeros_like(spread), where=spread > 1e-6)
+
+
+def image_stats(loaded: LoadedImage) -> np.ndarray:
+    """Cheap statistics (see STAT_NAMES) computed on a small copy of the composited image."""
+    image = loaded.image.convert("RGB")
+    factor = -(-max(image.size) // STATS_SIDE)  # ceiling division
+    pixels = np.asarray(image.reduce(factor) if factor > 1 else image)  # box average: fast, no aliasing
+    rgb = pixels.astype(np.float32) / 255.0
+    luminance = rgb @ _LUMA
+    histogram = np.histogram(luminance, bins=8, range=(0.0, 1.0))[0] / luminance.size
+    quantised = pixels >> 4  # 4 bits per channel, so noise does not count as colours
+    codes = quantised.astype(np.int32) @ np.array([256, 16, 1], dtype=np.int32)
+    colors = np.count_nonzero(np.bincount(codes.ravel(), minlength=4096))
+    gradient = np.hypot(np.diff(luminance, axis=1)[:-1, :], np.diff(luminance, axis=0)[:, :-1])
+    edges = float((gradient > 0.1).mean()) if gradient.size else 0.0
+    values = [
+        *histogram,
+        (luminance > 0.9).mean(),
+        (luminance < 0.1).mean(),
+        luminance.mean(),
+        _hsl_saturation(rgb).mean(),
+        loaded.transparency,
+        np.log2(colors) / 12.0,
+        edges,
+    ]
+    return np.asarray(values, dtype=np.float32)

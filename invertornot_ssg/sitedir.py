@@ -1,0 +1,322 @@
+"""A built site directory: its HTML pages, where their image URLs point, and writing pages back safely.
+
+The Pelican plugin and `invertornot-ssg apply` both work on pages already written to an output
+directory; this module is what they share. It finds the pages, resolves each `<img src>` to a file
+under the site root (stripping the site's own base URL, refusing anything outside the root), runs
+one `PageBatch` over all pages, and writes each changed page atomically with the stylesheet linked.
+"""
+from __future__ import annotations
+
+import html as htmllib
+import logging
+import os
+import posixpath
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from .css import STYLESHEET_NAME, stylesheet
+from .engine import Engine, ImageResult
+from .htmlrewrite import ClassNames, find_images, link_stylesheet
+from .pages import PageBatch, Resolved, Resolver
+
+HTML_SUFFIXES = (".html", ".htm")
+_WEB_SCHEMES = ("http", "https")
+_PAGE_HOST = "http://page.invalid"  # stands in for the site's origin when joining relative URLs
+_BASE_TAG = re.compile(r"<base\s[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
+_ENCODING = ("utf-8", "surrogateescape")  # any bytes round-trip unchanged, whatever the page's charset
+
+
+# -- finding pages ------------------------------------------------------------------------------
+
+
+def html_files(root: Path) -> list[Path]:
+    """Every `.html`/`.htm` file under `root`, sorted; hidden folders (`.git`, a store) are skipped."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith(HTML_SUFFIXES) and not name.startswith("."):
+                found.append(Path(folder, name))
+    return found
+
+
+# -- resolving image URLs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseURL:
+    """Where the site is served: an optional host and a path prefix that always ends in '/'."""
+
+    host: str | None  # lower-cased netloc, e.g. 'example.org'; None for a bare path prefix
+    prefix: str  # '/', '/docs/', ...
+
+    @classmethod
+    def parse(cls, value: str) -> BaseURL:
+        """'/docs/', 'docs', 'https://example.org/docs/' or '//example.org/docs'."""
+        parts = urlsplit(value.strip())
+        host = parts.netloc.lower() or None
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            path = "/" + path
+        path = posixpath.normpath(path)
+        return cls(host, path if path.endswith("/") else path + "/")
+
+
+class SiteResolver:
+    """Turns `<img src>` values of pages under `root` into files and site-relative keys.
+
+    `base_urls` are the site's own addresses (`--base-url`, Pelican's `SITEURL`): absolute URLs on
+    one of their hosts and site-absolute paths have the prefix stripped. A URL that leads outside the
+    root is refused (a problem the page pass warns about) and never read. `allowed_roots` are extra
+    folders that symlinks in the site may point into (Pelican's content folder with
+    `STATIC_CREATE_LINKS`).
+    """
+
+    def __init__(self, root: Path, base_urls: Iterable[str] = (), allowed_roots: Iterable[Path] = ()):
+        self.root = Path(os.path.abspath(root))
+        self.bases = [BaseURL.parse(b) for b in base_urls if b and b.strip()]
+        self.hosts = {b.host for b in self.bases if b.host}
+        prefixes = {b.prefix for b in self.bases}
+        self.prefixes = sorted(prefixes, key=len, reverse=True) if prefixes else ["/"]
+        self._real_roots = [Path(os.path.realpath(p)) for p in (self.root, *allowed_roots)]
+
+    def page_id(self, page: Path) -> str:
+        return Path(os.path.relpath(os.path.abspath(page), self.root)).as_posix()
+
+    def for_page(self, page: Path, base_href: str | None = None) -> Resolver:
+        """The resolver for one page; `base_href` is the page's `<base href>`, if it has one."""
+        page_id = self.page_id(page)
+        page_dir = posixpath.dirname(page_id)
+        if not base_href:
+            return lambda src: self.resolve(src, page_dir)
+
+        def resolve_against_base(src: str) -> Resolved | None:
+            parts = urlsplit(src.strip())
+            if parts.scheme or parts.netloc or parts.path.startswith("/") or not parts.path:
+                return self.resolve(src, page_dir)
+            # Relative URLs follow <base href>; a relative base is itself relative to the page.
+            base = urlsplit(base_href.strip())
+            if base.scheme or base.netloc or base.path.startswith("/"):
+                return self.resolve(urljoin(base_href.strip(), src), page_dir)
+            joined = urljoin(urljoin(f"{_PAGE_HOST}/{quote(page_id)}", base_href.strip()), src)
+            rel = urlsplit(joined)
+            path = unquote(rel.path).lstrip("/")
+            return self.resolve(quote(path) + (f"?{rel.query}" if rel.query else ""), "")
+
+        return resolve_against_base
+
+    def resolve(self, src: str, page_dir: str = "") -> Resolved | None:
+        """`page_dir` is the page's folder relative to the root ('' for the root); None: not ours."""
+        parts = urlsplit(src.strip().replace("\\", "/"))
+        scheme = parts.scheme.lower()
+        if scheme and scheme not in _WEB_SCHEMES:
+            return None  # data:, blob:, mailto:, a Windows drive letter, ...
+        path = unquote(parts.path)
+        if "\0" in path:
+            return Resolved(None, src, "holds a NUL character")
+        if parts.netloc:  # absolute or protocol-relative: ours only on one of the site's hosts
+            if parts.netloc.lower() not in self.hosts:
+                return None
+            path = path or "/"
+        if not path:
+            return None  # '#frag' or '?query': the page itself
+        if path.startswith("/"):
+            for prefix in self.prefixes:
+                if path.startswith(prefix) or path + "/" == prefix:
+                    rel = path[len(prefix):]
+                    break
+            else:
+                return Resolved(None, path, f"is outside the site root (served under {self.prefixes[0]})")
+        else:
+            rel = posixpath.join(page_dir, path)
+        key = posixpath.normpath(rel) if rel else "."
+        if key == ".." or key.startswith("../") or key.startswith("/"):
+            return Resolved(None, key, "is outside the site root")
+        file = self.root.joinpath(*key.split("/")) if key != "." else self.root
+        if not os.path.lexists(file):
+            return Resolved(None, key, f"is missing from the site directory ({file})")
+        if os.path.isdir(file):
+            return Resolved(None, key, "is a directory")
+        real = Path(os.path.realpath(file))
+        if not any(real == r or r in real.parents for r in self._real_roots):
+            return Resolved(None, key, f"is a link to a file outside the site root ({real})")
+        return Resolved(file, key)
+
+
+def base_href(html: str) -> str | None:
+    """The `<base href>` of a page's head, entities decoded; None when it has none."""
+    head_end = html.lower().find("</head")
+    m = _BASE_TAG.search(html, 0, head_end if head_end >= 0 else len(html))
+    if m is None:
+        return None
+    return htmllib.unescape(next(g for g in m.groups() if g is not None)).strip() or None
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once (temp file beside it, fsync, os.replace); keeps its mode."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_stylesheet(root: Path, css: str, name: str = STYLESHEET_NAME) -> bool:
+    """Write the stylesheet at the site root unless it is there already; True when written."""
+    target = Path(root) / name
+    data = css.encode("utf-8")
+    try:
+        if target.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(target, data)
+    return True
+
+
+def relative_href(page_id: str, target: str = STYLESHEET_NAME) -> str:
+    """`target` (site-relative) as a URL relative to the page `page_id` (site-relative)."""
+    return posixpath.relpath(target, posixpath.dirname(page_id) or ".")
+
+
+def absolute_href(base_url: str, target: str = STYLESHEET_NAME) -> str:
+    """`target` under the site's base: a full URL stays a full URL, a path prefix stays a path."""
+    return base_url.rstrip("/") + "/" + target
+
+
+# -- one pass over the site ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SitePage:
+    """One written page and the labels its author gave (site-relative image key -> invert | keep)."""
+
+    path: Path
+    front_matter: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class PageChange:
+    """What the pass did (or, dry, would do) to one page."""
+
+    page_id: str
+    path: Path
+    classes: tuple[tuple[str, str], ...]  # (src, class added) per image tag that changed
+    stylesheet: bool  # the stylesheet link was added
+
+
+@dataclass
+class SiteRun:
+    results: list[ImageResult]
+    changes: list[PageChange] = field(default_factory=list)
+    pages: int = 0
+    stylesheet_written: bool = False
+
+    def describe(self) -> list[str]:
+        """One line per changed page: 'blog/index.html: 3 images (2 invert-auto, 1 invert-not-auto), stylesheet'."""
+        lines = []
+        for change in self.changes:
+            counts: dict[str, int] = {}
+            for _, cls in change.classes:
+                counts[cls] = counts.get(cls, 0) + 1
+            bits = []
+            if change.classes:
+                n = len(change.classes)
+                detail = ", ".join(f"{c} {k}" for k, c in sorted(counts.items()))
+                bits.append(f"{n} image{'s' if n != 1 else ''} ({detail})")
+            if change.stylesheet:
+                bits.append("stylesheet linked")
+            lines.append(f"{change.page_id}: {', '.join(bits)}")
+        return lines
+
+
+def process_site(
+    engine: Engine,
+    resolver: SiteResolver,
+    pages: Sequence[SitePage],
+    *,
+    css_href: Callable[[str], str] | None = None,
+    dry_run: bool = False,
+    logger: logging.Logger | None = None,
+) -> SiteRun:
+    """Collect every page's images, classify them in one pass, rewrite and link the stylesheet.
+
+    `css_href(page_id)` gives the stylesheet URL for a page; None: no stylesheet (`css: false`).
+    Changed pages are replaced atomically; `dry_run` writes nothing (neither pages, stylesheet nor
+    the overrides file) and only reports. Returns what was (or would be) changed.
+    """
+    log = logger or engine.log
+    batch = PageBatch(engine, log)
+    texts: dict[str, tuple[Path, str]] = {}
+    for page in pages:
+        page_id = resolver.page_id(page.path)
+        try:
+            raw = Path(page.path).read_bytes()
+        except OSError as exc:
+            log.warning("%s: cannot read the page (%s); left unchanged", page_id, exc.strerror or exc)
+            continue
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            log.warning("%s: UTF-16 pages are not supported; left unchanged", page_id)
+            continue
+        text = raw.decode(*_ENCODING)
+        texts[page_id] = (Path(page.path), text)
+        batch.add_page(page_id, text, resolver.for_page(page.path, base_href(text)), page.front_matter)
+
+    results = batch.classify()
+    run = SiteRun(results=results, pages=len(texts))
+    for page_id, (path, old) in texts.items():
+        new = batch.rewritten(page_id)
+        classes = _added_classes(old, new, batch.classes)
+        linked = False
+        if css_href is not None:
+            with_link = link_stylesheet(new, css_href(page_id))
+            linked, new = with_link != new, with_link
+        if new == old:
+            continue
+        run.changes.append(PageChange(page_id, path, classes, linked))
+        if not dry_run:
+            atomic_write(path, new.encode(*_ENCODING))
+    if css_href is not None and not dry_run:
+        run.stylesheet_written = write_stylesheet(resolver.root, stylesheet(engine.settings))
+    if not dry_run:
+        engine.record(results)
+    return run
+
+
+def _added_classes(old: str, new: str, names: ClassNames) -> tuple[tuple[str, str], ...]:
+    """(src, our class on it) for each `<img>` the rewrite changed (rewrites keep tags in order)."""
+    if old == new:
+        return ()
+    ours = (names.invert, names.keep, names.invert_auto, names.keep_auto)
+    changed = []
+    for before, after in zip(find_images(old, names), find_images(new, names)):
+        if old[before.start : before.end] != new[after.start : after.end]:
+            cls = next((c for c in ours if c in after.classes), "?")
+            changed.append((after.src or "", cls))
+    return tuple(changed)

@@ -1,0 +1,79 @@
+"""`invertornot-ssg classify` end to end: real images, real store, real default embedder."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from skimage import data
+
+from invertornot_ssg.cli import main
+
+pytestmark = pytest.mark.slow
+KEYS = ["path", "sha1", "invert", "p_invert", "confidence", "method", "version", "cached", "error"]
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.jpg", quality=90)
+    Image.fromarray(data.coffee()).save(folder / "sub" / "coffee.png")
+    plot = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(plot)
+    draw.line([(40, 260), (40, 20)], fill="black", width=2)
+    draw.line([(40, 260), (380, 260)], fill="black", width=2)
+    draw.line([(40 + 10 * i, 260 - 7 * i) for i in range(34)], fill=(30, 60, 200), width=2)
+    plot.save(folder / "plot.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (folder / "notes.txt").write_text("not an image, and not an image suffix: skipped in folders")
+    return folder
+
+
+def run_json(capsys, *argv):
+    assert main(["classify", "--json", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_json_lines_then_all_cached(tmp_path, mixed_folder, capsys):
+    store = tmp_path / "store"
+    first = run_json(capsys, "--store", str(store), str(mixed_folder))
+    assert [list(row) for row in first] == [KEYS] * 4
+    by_name = {row["path"].rsplit("/", 1)[-1]: row for row in first}
+    assert set(by_name) == {"astronaut.jpg", "coffee.png", "plot.png", "broken.png"}
+    broken = by_name["broken.png"]
+    assert broken["invert"] is None and broken["error"] and broken["method"] == "error"
+    for name in ("astronaut.jpg", "coffee.png", "plot.png"):
+        row = by_name[name]
+        assert row["error"] is None and isinstance(row["invert"], bool) and row["cached"] is False
+        assert row["version"].startswith("efficientnet-lite0+")
+        assert len(row["sha1"]) == 40
+    # Photos are never inverted, with or without a head.
+    assert by_name["astronaut.jpg"]["invert"] is False
+    assert by_name["coffee.png"]["invert"] is False
+
+    second = run_json(capsys, "--store", str(store), str(mixed_folder))
+    assert [r["cached"] for r in second if r["error"] is None] == [True] * 3
+    assert [r["invert"] for r in second] == [r["invert"] for r in first]
+
+
+def test_table_and_summary(tmp_path, mixed_folder, capsys):
+    assert main(["classify", "--store", str(tmp_path / "s"), str(mixed_folder / "plot.png"),
+                 str(mixed_folder / "broken.png")]) == 0
+    out = capsys.readouterr().out
+    assert "plot.png" in out and "broken.png" in out
+    assert out.strip().splitlines()[-1].startswith("2 images:")
+    assert "1 errors" in out
+
+
+def test_usage_error_exits_nonzero():
+    proc = subprocess.run([sys.executable, "-m", "invertornot_ssg.cli", "classify"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "PATH" in proc.stderr
+
+
+def test_missing_file_is_an_error_line_not_a_crash(tmp_path, capsys):
+    rows = run_json(capsys, "--store", str(tmp_path / "s"), str(tmp_path / "nope.png"))
+    assert rows[0]["invert"] is None and "not found" in rows[0]["error"]

@@ -1,0 +1,66 @@
+"""Head persistence: skops round trip, version from content, refusal of unsafe or foreign files."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from invertornot_ssg.head import Head, HeadError, load_head, save_head
+
+
+def fitted_head():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    stats = rng.random((60, 3)).astype(np.float32)
+    y = vectors[:, 0] > 0
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(np.hstack([vectors, stats]), y)
+    return Head(model, "efficientnet-lite0", True, ("a", "b", "c"), {"samples": 60}), vectors, stats, y
+
+
+def test_round_trip_keeps_predictions_and_metadata(tmp_path):
+    head, vectors, stats, y = fitted_head()
+    saved = save_head(head, tmp_path / "head.skops")
+    assert saved.version.startswith("rf-")
+    loaded = load_head(tmp_path / "head.skops")
+    assert loaded.version == saved.version
+    assert loaded.metadata["samples"] == 60
+    assert loaded.stat_names == ("a", "b", "c")
+    np.testing.assert_allclose(loaded.p_invert(vectors, stats), head.p_invert(vectors, stats))
+    assert ((loaded.p_invert(vectors, stats) >= 0.5) == y).mean() > 0.95
+
+
+def test_each_saved_model_gets_its_own_version(tmp_path):
+    head, *_ = fitted_head()
+    v1 = save_head(head, tmp_path / "a.skops").version
+    head.model.set_params(n_estimators=21)
+    head.model.fit(np.random.default_rng(1).random((30, 11)), np.arange(30) % 2 == 0)
+    v2 = save_head(head, tmp_path / "b.skops").version
+    assert v1 != v2
+    assert load_head(tmp_path / "a.skops").version == v1
+
+
+def test_refuses_untrusted_types(tmp_path):
+    import os
+
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tmp_path / "evil.skops"
+    skops.io.dump(FunctionTransformer(func=os.system), path)  # would run a shell command if trusted
+    path.with_suffix(".json").write_text(json.dumps({"version": "x", "embedder": "e"}))
+    with pytest.raises(HeadError, match="allow-list"):
+        load_head(path)
+
+
+def test_missing_sidecar_and_damaged_file(tmp_path):
+    head, *_ = fitted_head()
+    save_head(head, tmp_path / "h.skops")
+    (tmp_path / "h.json").unlink()
+    with pytest.raises(HeadError, match="sidecar"):
+        load_head(tmp_path / "h.skops")
+    (tmp_path / "bad.skops").write_bytes(b"not a zip")
+    (tmp_path / "bad.json").write_text(json.dumps({"version": "x", "embedder": "e"}))
+    with pytest.raises(HeadError, match="not a readable skops file"):
+        load_head(tmp_path / "bad.skops")
+    assert not zipfile.is_zipfile(tmp_path / "bad.skops")

@@ -1,0 +1,395 @@
+"""The Pelican plugin: its namespace layout and cheap import, `Invert:` / `Invert-Not:` metadata,
+in-process Pelican builds with a fast fake embedder, and the sample site built for real with
+`pelican` after the MkDocs sample on one shared store."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+
+from invertornot_ssg.errors import ConfigError
+from invertornot_ssg.htmlrewrite import ClassNames, find_images
+from invertornot_ssg.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO / "plugins" / "pelican" / "plugins"
+SAMPLES = REPO / "sample_site"
+HAS_HEAD = (REPO / "models" / "head-efficientnet-lite0.skops").is_file()
+FAKE_MODEL = "clip:ViT-B-32"  # any id without shipped models: the fake embedder stands in for it
+NAMES = ClassNames.from_settings(Settings())
+OURS = {NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def namespace_installed() -> bool:
+    return importlib.util.find_spec("pelican.plugins.invertornot") is not None
+
+
+def plugin_settings() -> dict:
+    """How a build finds the plugin: installed (`PLUGINS = ["invertornot"]`), or from the source tree.
+
+    A regular install puts it in pelican/plugins/ beside Pelican. Outside CI, a checkout without
+    that falls back to PLUGIN_PATHS; in CI a missing namespace package is a packaging bug: fail.
+    """
+    if namespace_installed():
+        return {"PLUGINS": ["invertornot"]}
+    if in_ci():
+        pytest.fail("pelican.plugins.invertornot is not importable: CI must `pip install .` (make setup)")
+    return {"PLUGINS": ["invertornot"], "PLUGIN_PATHS": [str(PLUGIN_DIR)]}
+
+
+def plugin_module() -> ModuleType:
+    """The plugin module as Pelican loads it."""
+    if namespace_installed():
+        return importlib.import_module("pelican.plugins.invertornot")
+    if "invertornot" in sys.modules:
+        return sys.modules["invertornot"]
+    spec = importlib.machinery.PathFinder.find_spec("invertornot", [str(PLUGIN_DIR)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["invertornot"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeEmbedder:
+    """Tiny deterministic embeddings from a 4x4 thumbnail: fast, no torch."""
+
+    id, dim = FAKE_MODEL, 49
+
+    def embed(self, images) -> np.ndarray:
+        rows = []
+        for image in images:
+            pixels = np.asarray(image.convert("RGB").resize((4, 4)), dtype=np.float32).ravel() / 255.0
+            rows.append(np.append(pixels, 1.0))
+        vectors = np.vstack(rows).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("invertornot_ssg.engine.get_embedder", lambda *a, **k: FakeEmbedder())
+
+
+def images_by_src(html: str) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for tag in find_images(html, NAMES):
+        found.setdefault(tag.src, []).append(tag)
+    return found
+
+
+def our_class(tag) -> str | None:
+    return next((c for c in tag.classes if c in OURS), None)
+
+
+def raw_tag(html: str, src_part: str) -> str:
+    (tag,) = [t for t in find_images(html, NAMES) if src_part in (t.src or "")]
+    return html[tag.start : tag.end]
+
+
+# --- layout and import ---------------------------------------------------------------------
+
+
+def test_namespace_layout() -> None:
+    assert (PLUGIN_DIR / "invertornot" / "__init__.py").is_file()
+    assert not (REPO / "plugins" / "pelican" / "__init__.py").exists()
+    assert not (PLUGIN_DIR / "__init__.py").exists()
+    assert callable(plugin_module().register)
+
+
+def test_import_is_cheap() -> None:
+    """Pelican imports every installed namespace plugin: ours must not drag in the core or a model."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from pelican import signals; before = set(sys.modules);"
+        "import importlib; m = importlib.import_module('invertornot'); m.register();"
+        "new = sorted(set(sys.modules) - before);"
+        "print([n for n in new if n.split('.')[0] in ('invertornot_ssg', 'numpy', 'torch', 'faiss', 'PIL')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(PLUGIN_DIR)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_namespace_name_loads_the_same_plugin() -> None:
+    if not namespace_installed():
+        if in_ci():
+            pytest.fail("pelican.plugins.invertornot is not importable: CI must `pip install .`")
+        pytest.skip("the namespace package is not installed beside pelican here")
+    from pelican.plugins._utils import load_plugins
+
+    short = load_plugins({"PLUGINS": ["invertornot"]})
+    full = load_plugins({"PLUGINS": ["pelican.plugins.invertornot"]})
+    assert [m.__name__ for m in short] == [m.__name__ for m in full] == ["pelican.plugins.invertornot"]
+
+
+# --- settings and metadata -----------------------------------------------------------------
+
+
+def test_settings_merge_onto_the_shared_defaults() -> None:
+    plugin = plugin_module()
+    assert plugin.plugin_settings({}) == Settings()
+    got = plugin.plugin_settings({"INVERTORNOT": {"store": "../.invertornot", "threshold": 1, "css": False}})
+    assert got == Settings(store="../.invertornot", threshold=1.0, css=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [({"colour": "red"}, "unknown option(s) colour"), ({"threshold": "high"}, "threshold"), (["store"], "dict")],
+)
+def test_bad_settings_name_the_key(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match="INVERTORNOT") as info:
+        plugin_module().plugin_settings({"INVERTORNOT": value})
+    assert message in str(info.value)
+
+
+def content(metadata: dict, relative_dir: str = "") -> SimpleNamespace:
+    return SimpleNamespace(metadata=metadata, relative_dir=relative_dir, source_path=f"/c/{relative_dir}/post.md")
+
+
+def static(save_as: str) -> SimpleNamespace:
+    return SimpleNamespace(save_as=save_as)
+
+
+def test_metadata_labels() -> None:
+    plugin = plugin_module()
+    statics = {"posts/d.png": static("2024/post/d.png"), "images/a.png": static("images/a.png")}
+    meta = {
+        "invert": "images/a.png, {static}/images/b.png , /images/my%20chart.png,",
+        "invert-not": ["{static}d.png", "{attach}/images/c.JPG"],
+    }
+    assert plugin.front_matter(content(meta, "posts"), statics, Path("/c")) == {
+        "images/a.png": "invert",
+        "images/b.png": "invert",
+        "images/my chart.png": "invert",
+        "2024/post/d.png": "keep",  # relative to the article, then where Pelican saved it
+        "images/c.JPG": "keep",
+    }
+
+
+def test_metadata_outside_content_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    plugin = plugin_module()
+    with caplog.at_level(logging.WARNING):
+        labels = plugin.front_matter(content({"invert": "../../etc/passwd, images/a.png"}), {}, Path("/c"))
+    assert labels == {"images/a.png": "invert"}
+    assert "outside the content folder" in caplog.text
+
+
+def test_no_metadata() -> None:
+    plugin = plugin_module()
+    assert plugin.front_matter(None, {}, Path("/c")) == {}
+    assert plugin.front_matter(content({"title": "x"}), {}, Path("/c")) == {}
+
+
+def test_sample_images_are_the_mkdocs_samples() -> None:
+    """The two samples share one store only if the shared images are the same bytes."""
+    mkdocs_img = SAMPLES / "mkdocs" / "docs" / "img"
+    digests = {hashlib.sha1(p.read_bytes()).hexdigest() for p in mkdocs_img.iterdir()}
+    for image in sorted((SAMPLES / "pelican" / "content" / "images").iterdir()):
+        assert hashlib.sha1(image.read_bytes()).hexdigest() in digests, f"{image.name} differs from sample_site/mkdocs"
+
+
+# --- in-process builds with the fake embedder ----------------------------------------------
+
+
+def pelican_build(site: Path, monkeypatch: pytest.MonkeyPatch, **overrides) -> Path:
+    """Build a copy of the Pelican sample in this process; returns its output folder."""
+    from pelican import Pelican
+    from pelican.settings import read_settings
+
+    monkeypatch.chdir(site)
+    settings = {**plugin_settings(), "OUTPUT_PATH": "output", "CACHE_CONTENT": False, **overrides}
+    Pelican(read_settings(str(site / "pelicanconf.py"), override=settings)).run()
+    return site / "output"
+
+
+@pytest.fixture
+def pelican_site(tmp_path: Path) -> Path:
+    site = tmp_path / "pelican"
+    shutil.copytree(SAMPLES / "pelican", site, ignore=shutil.ignore_patterns("output", "invertornot.yml", "__pycache__"))
+    return site
+
+
+def fake_settings(site: Path, **extra) -> dict:
+    return {"INVERTORNOT": {"store": str(site.parent / "store"), "model": FAKE_MODEL, **extra}}
+
+
+def test_build_with_absolute_siteurl(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+    out = pelican_build(pelican_site, monkeypatch, RELATIVE_URLS=False, **fake_settings(pelican_site))
+    photos = (out / "photos-and-images-the-author-decided.html").read_text()
+    tags = images_by_src(photos)
+    base = "https://example.org/blog/images/"
+    assert set(tags) >= {base + "chelsea.jpg", base + "scan.png", base + "brand-colours.png"}
+    assert our_class(tags[base + "scan.png"][0]) == "invert"  # Invert: metadata
+    assert our_class(tags[base + "brand-colours.png"][0]) == "invert-not"  # Invert-Not: {static}/...
+    assert raw_tag(photos, "line-art.png") == f'<img alt="Line art" class="invert-not" src="{base}line-art.png">'
+    assert raw_tag(photos, "logo-light.svg") == f'<img src="{base}logo-light.svg" alt="The project\'s logo">'
+    for page in sorted(out.rglob("*.html")):
+        html = page.read_text()
+        assert html.count('<link rel="stylesheet" href="https://example.org/blog/invertornot.css">') == 1, page
+        for tag in find_images(html, NAMES):
+            if tag.src.startswith(base) and not tag.skip_reason:
+                assert our_class(tag) is not None, (page, tag.src)
+    assert "invert-auto" in (out / "invertornot.css").read_text()
+    charts = (out / "charts-on-a-dark-page.html").read_text()
+    assert {base + n for n in ("bar%20chart.png", "line-plot.png", "pipeline.svg", "Equation.PNG")} <= {
+        t.src.replace(" ", "%20") for t in find_images(charts, NAMES) if our_class(t)
+    }
+
+
+def test_rebuild_gives_the_same_pages(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+    out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site))
+    first = {p: p.read_bytes() for p in out.rglob("*.html")}
+    pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site))
+    assert {p: p.read_bytes() for p in out.rglob("*.html")} == first
+    about = (out / "pages" / "about.html").read_text()
+    assert '<link rel="stylesheet" href="../invertornot.css">' in about  # RELATIVE_URLS = True
+    assert our_class(images_by_src(about)["/blog/images/pie-chart.png"][0]) is not None  # under SITEURL's path
+    drafts = list((out / "drafts").glob("*.html"))
+    assert drafts and our_class(find_images(drafts[0].read_text(), NAMES)[0]) is not None
+
+
+def test_disabled_and_no_css(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+    out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site, enabled=False))
+    html = (out / "index.html").read_text()
+    assert "data-invertornot" not in html and "invertornot.css" not in html
+    assert not (out / "invertornot.css").exists()
+    shutil.rmtree(out)
+    out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site, css=False))
+    html = (out / "index.html").read_text()
+    assert "data-invertornot" in html and "invertornot.css" not in html
+    assert not (out / "invertornot.css").exists()
+
+
+def test_refused_and_missing_images_warn(
+    pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    (pelican_site.parent / "secret.png").write_bytes((pelican_site / "content/images/pie-chart.png").read_bytes())
+    (pelican_site / "content" / "odd.md").write_text(
+        "Title: Odd links\nDate: 2024-06-01\nInvert: images/not-here.png\n\n"
+        '<img src="../secret.png" alt="a"> <img src="https://example.org/secret.png" alt="b">\n'
+        '<img src="{static}/images/nope.png" alt="c"> <img src="https://elsewhere.example/x.png" alt="d">\n'
+    )
+    with caplog.at_level(logging.WARNING):
+        out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site))
+    html = (out / "odd-links.html").read_text()
+    for src in ("../secret.png", "https://example.org/secret.png", "https://elsewhere.example/x.png"):
+        assert our_class(images_by_src(html)[src][0]) is None
+    assert "'../secret.png' is outside the site root" in caplog.text
+    assert "'https://example.org/secret.png' is outside the site root" in caplog.text
+    assert "not-here.png" in caplog.text  # metadata naming an image that is not on the page
+    assert "elsewhere.example" not in caplog.text  # someone else's server: not ours, no warning
+
+
+def test_bad_setting_fails_the_build(pelican_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="INVERTORNOT: unknown option.*colour"):
+        pelican_build(pelican_site, monkeypatch, INVERTORNOT={"colour": "red"})
+
+
+# --- the real thing: both samples, one store, the default embedder --------------------------
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "COLUMNS": "400"}  # Pelican logs through rich: keep the summary on one line
+    env.pop("INVERTORNOT_ENABLED", None)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-4000:]}"
+    return output
+
+
+def vector_count(store: Path) -> int:
+    from invertornot_ssg.store import EmbeddingStore
+
+    with EmbeddingStore(store) as opened:
+        return opened.vector_count("efficientnet-lite0")
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The MkDocs sample, then the Pelican sample (`pelican content -s pelicanconf.py`), on one store."""
+    root = tmp_path_factory.mktemp("samples")
+    ignore = shutil.ignore_patterns("site", "output", "__pycache__", ".cache")
+    shutil.copytree(SAMPLES / "mkdocs", root / "mkdocs", ignore=ignore)
+    shutil.copytree(SAMPLES / "pelican", root / "pelican", ignore=shutil.ignore_patterns("output", "invertornot.yml"))
+    run([sys.executable, "-m", "mkdocs", "build", "-f", "mkdocs.yml", "-d", str(root / "site")], root / "mkdocs")
+    after_mkdocs = vector_count(root / ".invertornot")
+    extra = plugin_settings()
+    cmd = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", "-v"]
+    if "PLUGIN_PATHS" in extra:
+        cmd += ["-e", f"PLUGIN_PATHS={json.dumps(extra['PLUGIN_PATHS'])}"]
+    log = run(cmd, root / "pelican")
+    return SimpleNamespace(
+        root=root, out=root / "pelican" / "output", log=log, after_mkdocs=after_mkdocs,
+        after_pelican=vector_count(root / ".invertornot"),
+    )
+
+
+@pytest.mark.slow
+def test_pelican_reuses_the_mkdocs_embeddings(samples: SimpleNamespace) -> None:
+    assert samples.after_mkdocs > 0
+    assert samples.after_pelican == samples.after_mkdocs  # every Pelican image was embedded by MkDocs
+    summary = re.search(r"invertornot: (\d+) images: .*?(\d+) embedded, (\d+) cached", samples.log)
+    assert summary, samples.log[-3000:]
+    images, embedded, cached = map(int, summary.groups())
+    assert embedded == 0 and cached == images > 0
+    assert (samples.out / "invertornot.css").is_file()
+    assert (samples.root / "pelican" / "invertornot.yml").is_file()  # the overrides file beside pelicanconf.py
+    assert not (samples.root / "pelican" / ".invertornot").exists()  # INVERTORNOT's store: ../.invertornot
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("page", "src", "expected"),
+    [
+        ("photos-and-images-the-author-decided.html", "https://example.org/blog/images/chelsea.jpg", "invert-not-auto"),
+        ("photos-and-images-the-author-decided.html", "./images/coffee.jpg", "invert-not-auto"),
+        ("photos-and-images-the-author-decided.html", "./images/scan.png", "invert"),
+        ("photos-and-images-the-author-decided.html", "./images/brand-colours.png", "invert-not"),
+        ("index.html", "./images/scan.png", "invert"),  # in the article's summary on the index
+        ("index.html", "https://example.org/blog/images/chelsea.jpg", "invert-not-auto"),
+    ],
+)
+def test_sample_classes(samples: SimpleNamespace, page: str, src: str, expected: str) -> None:
+    (tag,) = images_by_src((samples.out / page).read_text())[src]
+    assert our_class(tag) == expected
+
+
+@pytest.mark.slow
+def test_sample_author_classes_and_scheme_images_untouched(samples: SimpleNamespace) -> None:
+    photos = (samples.out / "photos-and-images-the-author-decided.html").read_text()
+    assert raw_tag(photos, "line-art.png") == '<img alt="Line art" class="invert-not" src="./images/line-art.png">'
+    assert raw_tag(photos, "logo-light.svg") == '<img src="./images/logo-light.svg" alt="The project\'s logo">'
+    for page in samples.out.rglob("*.html"):
+        assert page.read_text().count('invertornot.css">') == 1, page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_HEAD, reason="needs the shipped head (models/head-efficientnet-lite0.skops)")
+@pytest.mark.parametrize(
+    ("page", "src"),
+    [
+        ("charts-on-a-dark-page.html", "./images/bar chart.png"),
+        ("charts-on-a-dark-page.html", "./images/line-plot.png"),
+        ("charts-on-a-dark-page.html", "./images/pipeline.svg"),
+        ("charts-on-a-dark-page.html", "./images/Equation.PNG"),
+        ("pages/about.html", "/blog/images/pie-chart.png"),
+    ],
+)
+def test_sample_diagrams_are_inverted(samples: SimpleNamespace, page: str, src: str) -> None:
+    (tag,) = images_by_src((samples.out / page).read_text())[src]
+    assert our_class(tag) == "invert-auto"
