@@ -14,11 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from invertornot_ssg.errors import ConfigError
 from invertornot_ssg.htmlrewrite import ClassNames, find_images
@@ -31,6 +33,7 @@ HAS_HEAD = (REPO / "models" / "head-efficientnet-lite0.skops").is_file()
 FAKE_MODEL = "clip:ViT-B-32"  # any id without shipped models: the fake embedder stands in for it
 NAMES = ClassNames.from_settings(Settings())
 OURS = {NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto}
+DATA_ATTRS = {"data-invertornot", "data-invertornot-confidence"}
 
 
 def in_ci() -> bool:
@@ -100,6 +103,37 @@ def our_class(tag) -> str | None:
 def raw_tag(html: str, src_part: str) -> str:
     (tag,) = [t for t in find_images(html, NAMES) if src_part in (t.src or "")]
     return html[tag.start : tag.end]
+
+
+class _Attrs(HTMLParser):
+    def __init__(self, raw: str) -> None:
+        super().__init__()
+        self.attrs: list = []
+        self.feed(raw)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.attrs = attrs
+
+
+def assert_only_ours_changed(old: str, new: str, href: str | None) -> None:
+    """Byte for byte: besides one stylesheet link, only classes and data attributes of <img> changed."""
+    if href is not None:
+        link = f'<link rel="stylesheet" href="{href}">'
+        assert new.count(link) == 1
+        new = new.replace(link, "", 1)
+    before, after = find_images(old, NAMES), find_images(new, NAMES)
+    assert len(before) == len(after)
+    rebuilt, pos = [], 0
+    for b, a in zip(before, after):
+        rebuilt += [new[pos : a.start], old[b.start : b.end]]
+        pos = a.end
+        old_attrs, new_attrs = _Attrs(old[b.start : b.end]).attrs, _Attrs(new[a.start : a.end]).attrs
+        keep = lambda attrs: [(k, v) for k, v in attrs if k not in DATA_ATTRS | {"class"}]  # noqa: E731
+        assert keep(old_attrs) == keep(new_attrs)
+        added = [c for c in a.classes if c not in b.classes]
+        assert a.classes[: len(b.classes)] == b.classes and len(added) <= 1 and set(added) <= OURS
+    rebuilt.append(new[pos:])
+    assert "".join(rebuilt) == old
 
 
 # --- layout and import ---------------------------------------------------------------------
@@ -172,7 +206,7 @@ def test_metadata_labels() -> None:
         "invert": "images/a.png, {static}/images/b.png , /images/my%20chart.png,",
         "invert-not": ["{static}d.png", "{attach}/images/c.JPG"],
     }
-    assert plugin.front_matter(content(meta, "posts"), statics, Path("/c")) == {
+    assert plugin.front_matter(content(meta, "posts"), statics) == {
         "images/a.png": "invert",
         "images/b.png": "invert",
         "images/my chart.png": "invert",
@@ -184,15 +218,15 @@ def test_metadata_labels() -> None:
 def test_metadata_outside_content_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
     plugin = plugin_module()
     with caplog.at_level(logging.WARNING):
-        labels = plugin.front_matter(content({"invert": "../../etc/passwd, images/a.png"}), {}, Path("/c"))
+        labels = plugin.front_matter(content({"invert": "../../etc/passwd, images/a.png"}), {})
     assert labels == {"images/a.png": "invert"}
     assert "outside the content folder" in caplog.text
 
 
 def test_no_metadata() -> None:
     plugin = plugin_module()
-    assert plugin.front_matter(None, {}, Path("/c")) == {}
-    assert plugin.front_matter(content({"title": "x"}), {}, Path("/c")) == {}
+    assert plugin.front_matter(None, {}) == {}
+    assert plugin.front_matter(content({"title": "x"}), {}) == {}
 
 
 def test_sample_images_are_the_mkdocs_samples() -> None:
@@ -263,11 +297,21 @@ def test_rebuild_gives_the_same_pages(pelican_site: Path, monkeypatch: pytest.Mo
     assert drafts and our_class(find_images(drafts[0].read_text(), NAMES)[0]) is not None
 
 
-def test_disabled_and_no_css(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+def test_only_classes_and_the_link_change(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+    """Byte for byte: the plugin's pages are Pelican's pages plus our classes, data and one link."""
+    from invertornot_ssg.sitedir import relative_href
+
     out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site, enabled=False))
-    html = (out / "index.html").read_text()
-    assert "data-invertornot" not in html and "invertornot.css" not in html
+    plain = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.html")}
+    assert not any("data-invertornot" in html or "invertornot.css" in html for html in plain.values())
     assert not (out / "invertornot.css").exists()
+    shutil.rmtree(out)
+    out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site))
+    rewritten = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.html")}
+    assert rewritten.keys() == plain.keys() and len(plain) >= 10
+    for page_id, html in rewritten.items():
+        assert_only_ours_changed(plain[page_id], html, relative_href(page_id))
+    assert sum(html.count("data-invertornot=") for html in rewritten.values()) >= 20
     shutil.rmtree(out)
     out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site, css=False))
     html = (out / "index.html").read_text()
@@ -279,16 +323,20 @@ def test_refused_and_missing_images_warn(
     pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     (pelican_site.parent / "secret.png").write_bytes((pelican_site / "content/images/pie-chart.png").read_bytes())
+    frames = [Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")]
+    frames[0].save(pelican_site / "content/images/spinner.GIF", save_all=True, append_images=frames[1:], loop=0)
     (pelican_site / "content" / "odd.md").write_text(
         "Title: Odd links\nDate: 2024-06-01\nInvert: images/not-here.png\n\n"
         '<img src="../secret.png" alt="a"> <img src="https://example.org/secret.png" alt="b">\n'
         '<img src="{static}/images/nope.png" alt="c"> <img src="https://elsewhere.example/x.png" alt="d">\n'
+        '<img src="{static}/images/spinner.GIF" alt="an animated GIF">\n'
     )
     with caplog.at_level(logging.WARNING):
         out = pelican_build(pelican_site, monkeypatch, **fake_settings(pelican_site))
     html = (out / "odd-links.html").read_text()
     for src in ("../secret.png", "https://example.org/secret.png", "https://elsewhere.example/x.png"):
         assert our_class(images_by_src(html)[src][0]) is None
+    assert our_class(images_by_src(html)["./images/spinner.GIF"][0]) is not None
     assert "'../secret.png' is outside the site root" in caplog.text
     assert "'https://example.org/secret.png' is outside the site root" in caplog.text
     assert "not-here.png" in caplog.text  # metadata naming an image that is not on the page
@@ -319,24 +367,37 @@ def vector_count(store: Path) -> int:
         return opened.vector_count("efficientnet-lite0")
 
 
+def build_samples(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The MkDocs sample, then the Pelican sample (`pelican content -s pelicanconf.py`), on one store.
+
+    Built once per test session (tests/test_apply.py compares `apply` with the same MkDocs build).
+    """
+    root = tmp_path_factory.getbasetemp() / "invertornot-samples"
+    done = root / "built.json"
+    if not done.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        ignore = shutil.ignore_patterns("site", "output", "__pycache__", ".cache")
+        shutil.copytree(SAMPLES / "mkdocs", root / "mkdocs", ignore=ignore)
+        shutil.copytree(SAMPLES / "pelican", root / "pelican", ignore=shutil.ignore_patterns("output", "invertornot.yml"))
+        run([sys.executable, "-m", "mkdocs", "build", "-f", "mkdocs.yml", "-d", str(root / "site")], root / "mkdocs")
+        after_mkdocs = vector_count(root / ".invertornot")
+        extra = plugin_settings()
+        cmd = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", "-v"]
+        if "PLUGIN_PATHS" in extra:
+            cmd += ["-e", f"PLUGIN_PATHS={json.dumps(extra['PLUGIN_PATHS'])}"]
+        log = run(cmd, root / "pelican")
+        after_pelican = vector_count(root / ".invertornot")
+        done.write_text(json.dumps({"log": log, "after_mkdocs": after_mkdocs, "after_pelican": after_pelican}))
+    facts = json.loads(done.read_text())
+    return SimpleNamespace(
+        root=root, store=root / ".invertornot", mkdocs_site=root / "site", out=root / "pelican" / "output", **facts
+    )
+
+
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """The MkDocs sample, then the Pelican sample (`pelican content -s pelicanconf.py`), on one store."""
-    root = tmp_path_factory.mktemp("samples")
-    ignore = shutil.ignore_patterns("site", "output", "__pycache__", ".cache")
-    shutil.copytree(SAMPLES / "mkdocs", root / "mkdocs", ignore=ignore)
-    shutil.copytree(SAMPLES / "pelican", root / "pelican", ignore=shutil.ignore_patterns("output", "invertornot.yml"))
-    run([sys.executable, "-m", "mkdocs", "build", "-f", "mkdocs.yml", "-d", str(root / "site")], root / "mkdocs")
-    after_mkdocs = vector_count(root / ".invertornot")
-    extra = plugin_settings()
-    cmd = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", "-v"]
-    if "PLUGIN_PATHS" in extra:
-        cmd += ["-e", f"PLUGIN_PATHS={json.dumps(extra['PLUGIN_PATHS'])}"]
-    log = run(cmd, root / "pelican")
-    return SimpleNamespace(
-        root=root, out=root / "pelican" / "output", log=log, after_mkdocs=after_mkdocs,
-        after_pelican=vector_count(root / ".invertornot"),
-    )
+    return build_samples(tmp_path_factory)
 
 
 @pytest.mark.slow
