@@ -8,6 +8,7 @@ that one scanner serves both reading and rewriting, so the two always agree.
 """
 from __future__ import annotations
 
+import functools
 import html as _html
 import re
 from dataclasses import dataclass, field
@@ -98,6 +99,8 @@ class _Attr:
 
 @dataclass(frozen=True)
 class _Tag:
+    """A start tag in the page, its attributes split."""
+
     start: int
     end: int
     raw: str
@@ -116,6 +119,8 @@ class _Tag:
 
 def find_images(html: str, classes: ClassNames) -> list[ImgTag]:
     """Every `<img>` a browser would render from `html`, in document order; never raises."""
+    if "<img" not in html.lower():  # most pages of a docs site have none: skip the slow parser
+        return []
     scan = _scan(html)
     return [_img_tag(tag, classes, tag.start in scan.scheme_pictures) for tag in scan.imgs]
 
@@ -202,9 +207,11 @@ def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:
         escaped = _html.escape(value)
         if attr is None:
             edits.append((new_attrs_at, True, new_attrs_at, f' {name}="{escaped}"'))
+        elif tag.value(attr.name) == value:  # leave the bytes alone: rewriting twice changes nothing
+            continue
         elif attr.value is None:
             edits.append((attr.name_end, False, attr.name_end, f'="{escaped}"'))
-        elif _unescape_attr(attr.value) != value:  # same value: leave the bytes alone (idempotence)
+        else:
             edits.append(_replace_value(attr, escaped))
 
     out, pos = [], 0
@@ -367,6 +374,7 @@ class _Scanner(HTMLParser):
             self._close_picture()
 
 
+@functools.lru_cache(maxsize=2)  # rewrite() right after find_images() on one page parses once
 def _scan(html: str) -> _Scanner:
     scanner = _Scanner(html)
     scanner.feed(html)

@@ -230,6 +230,8 @@ def test_rewrite_escapes_values_and_is_idempotent():
 def test_rewrite_without_change_keeps_bytes():
     html = "<img class='x\tinvert-auto' data-invertornot=invert src=a>"
     assert rewrite_all(html) == html
+    bare = "<img class=invert-auto data-empty>"
+    assert rewrite_all(bare, TagUpdate("invert-auto", (), (("data-empty", ""),))) == bare
     assert rewrite(html, {}) == html
 
 
@@ -299,8 +301,8 @@ TEXT = st.lists(st.one_of(WORDS, ENTITIES), max_size=5).map("".join)
 
 
 def _value(alphabet: str, min_size: int = 0) -> st.SearchStrategy[str]:
-    chunk = st.one_of(st.text(alphabet=alphabet, min_size=1, max_size=4), ENTITIES)
-    return st.lists(chunk, min_size=min_size, max_size=3).map("".join)
+    chunk = st.one_of(st.text(alphabet=alphabet, min_size=1, max_size=3), ENTITIES)
+    return st.lists(chunk, min_size=min_size, max_size=2).map("".join)
 
 
 ATTR_NAME = st.sampled_from(["src", "SRC", "class", "Class", "alt", "srcset", "data-invertornot", "title", "width", "x"])
@@ -317,7 +319,7 @@ SEP = st.sampled_from([" ", "\n", "\t", "  ", " / ", "\r\n "])
 
 @st.composite
 def img_tag(draw) -> str:
-    attrs = draw(st.lists(st.tuples(SEP, ATTR), max_size=5))
+    attrs = draw(st.lists(st.tuples(SEP, ATTR), max_size=4))
     name = draw(st.sampled_from(["img", "IMG", "Img"]))
     end = draw(st.sampled_from([">", "/>", " />", "\n>"]))
     return "<" + name + "".join(s + a for s, a in attrs) + end
@@ -344,13 +346,13 @@ FRAGMENT = st.recursive(
         # Only leaves go inside hiding elements: a nested '-->' or '</script>' would end them early.
         st.tuples(st.lists(LEAF, max_size=3), st.sampled_from(HIDING)).map(lambda t: _join(t[0], *t[1], hidden=True)),
     ),
-    max_leaves=10,
+    max_leaves=8,
 )
 
 
 @st.composite
 def page(draw) -> tuple[str, int]:
-    parts = draw(st.lists(st.one_of(IMG, FRAGMENT), min_size=1, max_size=5))
+    parts = draw(st.lists(st.one_of(IMG, FRAGMENT), min_size=1, max_size=4))
     head = draw(st.sampled_from(["", "<html><head><title>t</title></head><body>", "<head>"]))
     return head + "".join(h for h, _ in parts), sum(n for _, n in parts)
 
@@ -367,7 +369,7 @@ JUNK = st.lists(
         st.text(max_size=3),
         img_tag(),
     ),
-    max_size=25,
+    max_size=20,
 ).map("".join)
 
 UPDATE = st.builds(
@@ -439,7 +441,7 @@ def test_generated_pages_find_every_visible_image_and_rewrite_only_those(generat
     for tag, old, new in zip(tags, before, after):
         update = updates[tag.start]
         for name, value in update.attrs:
-            assert new[name.lower()] == value
+            assert (new[name.lower()] or "") == value  # html.parser says None for a bare attribute
         assert update.add_class in (new["class"] or "").split()
         changed = {"class"} | {name.lower() for name, _ in update.attrs}
         assert {k: v for k, v in old.items() if k not in changed} == {k: v for k, v in new.items() if k not in changed}
