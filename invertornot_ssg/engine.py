@@ -216,18 +216,18 @@ class Engine:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return None, f"image file not found: {path}"
+            return None, "image file not found"
         except OSError as exc:
-            return None, f"cannot read {path}: {exc.strerror or exc}"
+            return None, f"cannot read the file ({exc.strerror or exc})"
         if not os.path.isfile(path):
-            return None, f"not a regular file: {path}"
+            return None, "not a regular file"
         key = os.fsdecode(os.path.abspath(path))
         sha1 = self.store.known_sha1(key, st.st_size, st.st_mtime_ns)
         if sha1 is None:
             try:
                 sha1 = file_sha1(path)
             except OSError as exc:
-                return None, f"cannot read {path}: {exc.strerror or exc}"
+                return None, f"cannot read the file ({exc.strerror or exc})"
             self.store.remember_files([(key, st.st_size, st.st_mtime_ns, sha1)])
         return sha1, None
 
@@ -315,7 +315,7 @@ class Engine:
         batch: list[tuple[str, LoadedImage]] = []
         for sha1, loaded in self._decoded(items):
             if isinstance(loaded, ImageError):
-                errors[sha1] = loaded.message
+                errors[sha1] = loaded.detail
                 continue
             batch.append((sha1, loaded))
             if len(batch) >= EMBED_BATCH:

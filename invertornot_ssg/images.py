@@ -82,6 +82,12 @@ class ImageError:
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def detail(self) -> str:
+        """The message without the leading file name, for callers that show their own name."""
+        prefix = f"{_shown(self.path)}: "
+        return self.message[len(prefix):] if self.message.startswith(prefix) else self.message
+
 
 class _Reject(Exception):
     """Internal: a specific reason to give up on a file, turned into an ImageError."""
