@@ -153,6 +153,8 @@ class Engine:
         """Decide every image in one batched pass. Bad images give error results; nothing raises per image."""
         self.embedded = 0
         overrides = self.load_overrides()
+        for conflict in overrides.conflicts():
+            self.log.warning("%s: %s", self.overrides_path, conflict)
         version = self.version
         sha1s: list[str | None] = []
         errors: dict[int, str] = {}
@@ -210,6 +212,14 @@ class Engine:
             if result.error:
                 self.log.warning("%s: %s", result.request.key, result.error)
         return results
+
+    def ensure_embedded(self, paths: Sequence[Path]) -> dict[Path, tuple[str | None, str | None]]:
+        """Hash, describe and embed files the store lacks (training, evaluation); path -> (sha1, error)."""
+        identified = {path: self._identify(path) for path in paths}
+        known = self.store.get_vectors(self.embedder_id, [s for s, _ in identified.values() if s])
+        missing = [(sha1, path) for path, (sha1, _) in identified.items() if sha1 and sha1 not in known]
+        errors = self._embed_missing(missing)
+        return {path: (sha1, error or errors.get(sha1)) for path, (sha1, error) in identified.items()}
 
     def _identify(self, path: Path) -> tuple[str | None, str | None]:
         """sha1 of the file, re-hashing only when size or mtime changed."""
