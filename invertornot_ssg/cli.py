@@ -52,6 +52,43 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", help="a folder with invert/ and keep/ subfolders, or a CSV of file,invert")
     _add_common(evaluate)
     evaluate.set_defaults(run=run_eval)
+
+    review = sub.add_parser("review", help="a local web page to correct labels, most uncertain first")
+    review.add_argument("--overrides", default=Settings().overrides, metavar="FILE",
+                        help="the site's overrides YAML; Save writes its labels (default: invertornot.yml)")
+    review.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    review.add_argument("--no-browser", action="store_true", help="print the page's address, open no browser")
+    _add_common(review, overrides=False)
+    review.set_defaults(run=run_review)
+
+    apply = sub.add_parser(
+        "apply",
+        help="classify the images of an already-built site directory and rewrite its pages in place",
+        description=(
+            "Post-process any generator's output: every .html file under SITE_DIR gets classes on its "
+            "images (the same rules as the MkDocs and Pelican plugins) and a link to SITE_DIR/invertornot.css. "
+            "Running it again changes nothing. With --overrides FILE, human labels in FILE win and this "
+            "run's decisions are recorded there (unless --no-record or --dry-run)."
+        ),
+    )
+    apply.add_argument("site_dir", metavar="SITE_DIR", help="the built site (e.g. public/, _site/, build/html/)")
+    apply.add_argument(
+        "--base-url", default="", metavar="PREFIX",
+        help="where the site is served, a path (/docs/) or a URL (https://example.org/docs/): stripped "
+        "from image URLs, and the stylesheet is linked site-absolute under it",
+    )
+    apply.add_argument("--no-css", action="store_true", help="neither write nor link the stylesheet")
+    apply.add_argument(
+        "--dark-selector", action="append", dest="dark_selectors", metavar="SELECTOR",
+        help="where the theme's dark mode is on, e.g. '[data-theme=\"dark\"]' (repeatable; default: "
+        + ", ".join(repr(s) for s in Settings().dark_selectors) + ")",
+    )
+    apply.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    apply.add_argument("--no-record", action="store_true", help="do not record decisions in --overrides FILE")
+    apply.add_argument("--overrides", default="", metavar="FILE",
+                       help="overrides YAML: its human labels win; this run's decisions are recorded in it")
+    _add_common(apply, overrides=False)
+    apply.set_defaults(run=run_apply)
     return parser
 
 
@@ -149,6 +186,12 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_review(args: argparse.Namespace) -> int:
+    from .review import serve
+
+    return serve(_settings(args), Path.cwd(), port=args.port, open_browser=not args.no_browser, logger=log)
+
+
 def run_apply(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .errors import ConfigError
@@ -157,7 +200,8 @@ def run_apply(args: argparse.Namespace) -> int:
     root = Path(args.site_dir)
     if not root.is_dir():
         raise ConfigError(f"SITE_DIR: {root} is not a directory")
-    settings = _settings(args, write_overrides=not args.no_record, css=not args.no_css)
+    extra = {"dark_selectors": tuple(args.dark_selectors)} if args.dark_selectors else {}
+    settings = _settings(args, write_overrides=not args.no_record, css=not args.no_css, **extra)
     engine = Engine(settings, Path.cwd(), logger=log)
     resolver = SiteResolver(root, [args.base_url] if args.base_url else [])
     if not settings.css:
