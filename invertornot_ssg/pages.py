@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 from .engine import Engine, ImageRequest, ImageResult
 from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
+from .remote import REMOTE_DIR, RemoteFetcher, normalize_url
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,17 @@ Resolver = Callable[[str], Resolved | None]  # None: not ours to touch (remote, 
 class _Page:
     html: str
     tags: list[tuple[ImgTag, Resolved]] = field(default_factory=list)
+    remote: list[tuple[ImgTag, str]] = field(default_factory=list)  # (tag, URL) to fetch in classify
 
 
 class PageBatch:
     """One build: `add_page` for every page, `classify` once, then `rewritten(page_id)` per page."""
 
-    def __init__(self, engine: Engine, logger: logging.Logger | None = None):
+    def __init__(self, engine: Engine, logger: logging.Logger | None = None, fetcher: RemoteFetcher | None = None):
         self.engine = engine
         self.log = logger or engine.log
+        self.fetcher = fetcher  # remote images: made from the settings when `remote: true` and needed
+        self._remote = fetcher is not None or engine.settings.remote
         self.classes = ClassNames.from_settings(engine.settings)
         self._pages: dict[str, _Page] = {}
         self._front_matter: dict[str, str] = {}  # key -> label, site-wide: a page's label holds for the image
@@ -53,12 +57,15 @@ class PageBatch:
                 continue
             resolved = resolve(tag.src)
             if resolved is None:
+                url = normalize_url(tag.src) if self._remote and tag.remote else None
+                if url:
+                    page.remote.append((tag, url))  # fetched for all pages at once in classify()
                 continue
             if resolved.problem:
                 self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, resolved.problem)
                 continue
             page.tags.append((tag, resolved))
-        keys_on_page = {resolved.key for _, resolved in page.tags}
+        keys_on_page = {resolved.key for _, resolved in page.tags} | {url for _, url in page.remote}
         for key, label in (front_matter or {}).items():
             if key not in keys_on_page:
                 self.log.warning("%s: front matter names %r, which is not an image on this page", page_id, key)
@@ -67,6 +74,7 @@ class PageBatch:
 
     def classify(self) -> list[ImageResult]:
         """Classify every distinct image of every page in one batched pass."""
+        self._fetch_remote()
         requests: dict[str, ImageRequest] = {}
         for page in self._pages.values():
             for tag, resolved in page.tags:
@@ -81,6 +89,30 @@ class PageBatch:
         results = self.engine.classify(list(requests.values()))
         self._results = {r.request.key: r for r in results}
         return results
+
+    def _fetch_remote(self) -> None:
+        """Fetch every page's remote images (each URL once); one that fails warns and stays unchanged."""
+        pending = [(page_id, page, tag, url) for page_id, page in self._pages.items() for tag, url in page.remote]
+        if not pending:
+            return
+        if self.fetcher is None:
+            settings = self.engine.settings
+            self.fetcher = RemoteFetcher(
+                self.engine.store_dir / REMOTE_DIR, timeout=settings.remote_timeout,
+                allow_private=settings.remote_allow_private, logger=self.log,
+            )
+        fetched = self.fetcher.fetch_all([url for *_, url in pending])
+        for page_id, page, tag, url in pending:
+            outcome = fetched[url]
+            if outcome.problem or outcome.path is None:
+                self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, outcome.problem)
+            else:
+                page.tags.append((tag, Resolved(outcome.path, url)))
+        for _, page, _, _ in pending:
+            page.remote.clear()
+        cached = sum(1 for f in fetched.values() if f.cached)
+        self.log.debug("remote images: %d URLs, %d from the cache, %d requests", len(fetched), cached,
+                       self.fetcher.requests)
 
     def rewritten(self, page_id: str) -> str:
         """The page with classes and data attributes on its classified images; unchanged elsewhere."""

@@ -30,7 +30,9 @@ class Settings:
     css: bool = True
     dark_selectors: tuple[str, ...] = DEFAULT_DARK_SELECTORS
     background: str = "#ffffff"  # page colour that transparent images are composited on
-    remote: bool = False  # fetch and classify http(s) images
+    remote: bool = False  # fetch and classify http(s) images (cached in <store>/remote)
+    remote_allow_private: bool = False  # let remote images come from loopback/private/link-local addresses
+    remote_timeout: float = 10.0  # seconds for one remote image, redirects and download included
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -43,6 +45,8 @@ class Settings:
                 raise ConfigError(f"{name}: must be one CSS class name, got {value!r}")
         if len({self.class_invert, self.class_keep, self.class_invert_auto, self.class_keep_auto}) != 4:
             raise ConfigError("class names: the four class names must differ")
+        if not 0.0 < self.remote_timeout <= 600.0:
+            raise ConfigError(f"remote_timeout: must be more than 0 and at most 600 seconds, got {self.remote_timeout!r}")
         if not self.model:
             raise ConfigError("model: must name an embedder, e.g. 'efficientnet-lite0'")
 

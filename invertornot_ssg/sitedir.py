@@ -102,10 +102,10 @@ class SiteResolver:
             base = urlsplit(base_href.strip())
             if base.scheme or base.netloc or base.path.startswith("/"):
                 return self.resolve(urljoin(base_href.strip(), src), page_dir)
-            joined = urljoin(urljoin(f"{_PAGE_HOST}/{quote(page_id)}", base_href.strip()), src)
+            joined = urljoin(urljoin(f"{_PAGE_HOST}/{quote(page_id, errors='surrogateescape')}", base_href.strip()), src)
             rel = urlsplit(joined)
-            path = unquote(rel.path).lstrip("/")
-            return self.resolve(quote(path) + (f"?{rel.query}" if rel.query else ""), "")
+            path = unquote(rel.path, errors="surrogateescape").lstrip("/")
+            return self.resolve(quote(path, errors="surrogateescape") + (f"?{rel.query}" if rel.query else ""), "")
 
         return resolve_against_base
 
@@ -115,7 +115,7 @@ class SiteResolver:
         scheme = parts.scheme.lower()
         if scheme and scheme not in _WEB_SCHEMES:
             return None  # data:, blob:, mailto:, a Windows drive letter, ...
-        path = unquote(parts.path)
+        path = unquote(parts.path, errors="surrogateescape")  # %E9 is the byte a server would look up
         if "\0" in path:
             return Resolved(None, src, "holds a NUL character")
         if parts.netloc:  # absolute or protocol-relative: ours only on one of the site's hosts
@@ -144,7 +144,17 @@ class SiteResolver:
         real = Path(os.path.realpath(file))
         if not any(real == r or r in real.parents for r in self._real_roots):
             return Resolved(None, key, f"is a link to a file outside the site root ({real})")
+        if not _is_utf8(file):  # the store and the overrides file keep paths as UTF-8 text
+            return Resolved(None, key, "has a file name that is not valid UTF-8; rename the file")
         return Resolved(file, key)
+
+
+def _is_utf8(path: Path) -> bool:
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def base_href(html: str) -> str | None:

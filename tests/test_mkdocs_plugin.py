@@ -80,6 +80,8 @@ def test_every_option_reaches_settings() -> None:
         "dark_selectors": ["html.dark"],
         "background": "#000000",
         "remote": True,
+        "remote_allow_private": True,
+        "remote_timeout": 2.5,
     }
     assert sorted(values) == sorted(option_names())
     settings = settings_from_config(validated(values))

@@ -35,3 +35,5 @@ class InvertOrNotConfig(base.Config):
     )
     background = c.Type(str, default="#ffffff")
     remote = c.Type(bool, default=False)
+    remote_allow_private = c.Type(bool, default=False)
+    remote_timeout = _Number(default=10.0)

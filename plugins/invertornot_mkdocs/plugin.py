@@ -96,8 +96,6 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
             self._engine_key = key
         self.settings = settings
         self._check_paths(config, where)
-        if settings.remote:
-            log.info("remote: true is not supported by this version; http(s) images are left alone")
         if settings.css and STYLESHEET_URI not in config.extra_css:
             # First, so that the site's own extra_css comes after it and overrides it by order.
             config.extra_css.insert(0, STYLESHEET_URI)
