@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 
 from . import shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human
-from .embedders import embedder_id as canonical_embedder_id, get_embedder, id_slug
+from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, id_slug
+from .embedders import embedder_id as canonical_embedder_id
 from .errors import ConfigError
 from .head import Head, HeadError, load_head
 from .images import (
@@ -31,7 +33,19 @@ from .overrides import AutoRecord, Overrides, record_decisions
 from .settings import Settings
 from .store import EmbeddingStore, ImageRecord
 
-EMBED_BATCH = 32
+EMBED_BATCH = 32  # images per model batch and per store write
+# Worker threads that decode and prepare images beside the model (see benchmarks/README.md).
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class _Prepared:
+    """An image decoded and described in a worker thread, ready for the model."""
+
+    loaded: LoadedImage
+    pixels: np.ndarray | None  # the embedder's input (prepare), None if it was not loaded yet
+    phash: str
+    stats: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -232,13 +246,16 @@ class Engine:
         if not os.path.isfile(path):
             return None, "not a regular file"
         key = os.fsdecode(os.path.abspath(path))
-        sha1 = self.store.known_sha1(key, st.st_size, st.st_mtime_ns)
+        # A name that is not valid UTF-8 cannot be a SQLite key: hash it every time instead.
+        cacheable = _encodable(key)
+        sha1 = self.store.known_sha1(key, st.st_size, st.st_mtime_ns) if cacheable else None
         if sha1 is None:
             try:
                 sha1 = file_sha1(path)
             except OSError as exc:
                 return None, f"cannot read the file ({exc.strerror or exc})"
-            self.store.remember_files([(key, st.st_size, st.st_mtime_ns, sha1)])
+            if cacheable:
+                self.store.remember_files([(key, st.st_size, st.st_mtime_ns, sha1)])
         return sha1, None
 
     def _site_labels(
@@ -317,57 +334,101 @@ class Engine:
         return decided
 
     def _embed_missing(self, items: list[tuple[str, Path]]) -> dict[str, str]:
-        """Decode, describe and embed images the store lacks; returns sha1 -> error for the bad ones."""
+        """Decode, describe and embed images the store lacks; returns sha1 -> error for the bad ones.
+
+        Worker threads decode, composite, describe (phash, statistics) and fit each image to the
+        model input a window ahead, while this thread runs the model on full batches and writes
+        the store; the model itself loads in the background while the first images decode.
+        """
         items = list(dict(items).items())  # one path per sha1
         if not items:
             return {}
         errors: dict[str, str] = {}
-        batch: list[tuple[str, LoadedImage]] = []
-        for sha1, loaded in self._decoded(items):
-            if isinstance(loaded, ImageError):
-                errors[sha1] = loaded.detail
-                continue
-            batch.append((sha1, loaded))
-            if len(batch) >= EMBED_BATCH:
-                self._embed_batch(batch)
-                batch = []
-        if batch:
-            self._embed_batch(batch)
+        loader = loading = None
+        if self._embedder is None:
+            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-model")
+            loading = loader.submit(self._load_embedder)
+        try:
+            with self._progress(len(items)) as bar:
+                batch: list[tuple[str, _Prepared]] = []
+                for sha1, prepared in self._decoded(items):
+                    if isinstance(prepared, ImageError):
+                        errors[sha1] = prepared.detail
+                        bar.update(1)
+                        continue
+                    batch.append((sha1, prepared))
+                    if len(batch) >= EMBED_BATCH:
+                        self._embed_batch(batch, loading.result() if loading else self._embedder)
+                        bar.update(len(batch))
+                        batch = []
+                if batch:
+                    self._embed_batch(batch, loading.result() if loading else self._embedder)
+                    bar.update(len(batch))
+        finally:
+            if loader is not None:
+                loader.shutdown(wait=True)
         return errors
 
-    def _decoded(self, items: list[tuple[str, Path]]) -> Iterator[tuple[str, LoadedImage | ImageError]]:
-        """Decode in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
+    def _load_embedder(self):
+        if self._embedder is None:
+            self.log.debug("loading embedder %s", self.embedder_id)
+            self._embedder = get_embedder(self.settings.model, cache_dir=self.store_dir / "models")
+        return self._embedder
+
+    def _progress(self, total: int):
+        """One progress bar for the whole pass (on stderr, above a handful of images)."""
+        from tqdm.auto import tqdm
+
+        show = getattr(self._embedder, "progress", True) and total > PROGRESS_MIN_IMAGES
+        return tqdm(total=total, desc=f"embedding ({self.embedder_id})", unit="img", file=sys.stderr,
+                    disable=not show, leave=False)
+
+    def _decoded(self, items: list[tuple[str, Path]]) -> Iterator[tuple[str, _Prepared | ImageError]]:
+        """Prepare in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
         window = 2 * EMBED_BATCH
-        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="invertornot-decode") as pool:
             pending: collections.deque = collections.deque()
             todo = iter(items)
             for sha1, path in todo:
-                pending.append((sha1, pool.submit(load_image, path, self.background)))
+                pending.append((sha1, pool.submit(self._prepare, path)))
                 if len(pending) >= window:
                     break
             while pending:
                 sha1, future = pending.popleft()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append((nxt[0], pool.submit(load_image, nxt[1], self.background)))
+                    pending.append((nxt[0], pool.submit(self._prepare, nxt[1])))
                 yield sha1, future.result()
 
-    def _embed_batch(self, batch: list[tuple[str, LoadedImage]]) -> None:
-        if self._embedder is None:
-            self.log.debug("loading embedder %s", self.embedder_id)
-            self._embedder = get_embedder(self.settings.model, cache_dir=self.store_dir / "models")
-        images = [loaded.image for _, loaded in batch]
-        vectors = self._embedder.embed(images)
+    def _prepare(self, path: Path) -> _Prepared | ImageError:
+        """Everything an image needs before the model (runs in a worker thread)."""
+        loaded = load_image(path, self.background)
+        if isinstance(loaded, ImageError):
+            return loaded
+        embedder = self._embedder  # None while the model loads: the batch then fits the image
+        pixels = embedder.prepare(loaded.image) if isinstance(embedder, Embedder) else None
+        return _Prepared(loaded, pixels, perceptual_hash(loaded.image), image_stats(loaded))
+
+    def _embed_batch(self, batch: list[tuple[str, _Prepared]], embedder) -> None:
+        if isinstance(embedder, Embedder):
+            pixels = [p.pixels if p.pixels is not None else embedder.prepare(p.loaded.image) for _, p in batch]
+            step = embedder.batch_size
+            vectors = np.vstack([
+                embedder.forward(embedder.batch(pixels[start:start + step]))
+                for start in range(0, len(pixels), step)
+            ])
+        else:  # any object with embed(images) (tests use small fakes)
+            vectors = embedder.embed([p.loaded.image for _, p in batch])
         records = [
             ImageRecord(
                 sha1=sha1,
-                width=loaded.width,
-                height=loaded.height,
-                format=loaded.format,
-                phash=perceptual_hash(loaded.image),
-                stats=image_stats(loaded),
+                width=p.loaded.width,
+                height=p.loaded.height,
+                format=p.loaded.format,
+                phash=p.phash,
+                stats=p.stats,
             )
-            for sha1, loaded in batch
+            for sha1, p in batch
         ]
         self.store.put_images(records)
         self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
@@ -402,3 +463,11 @@ class Engine:
             f"{len(results)} images: {inverted} inverted, {self.embedded} embedded, {cached} cached, "
             f"{errors} errors, {unsure} unsure; by method: {per_method or 'none'}"
         )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
