@@ -15,7 +15,8 @@ from .head import Head, save_head
 from .images import STAT_NAMES
 from .overrides import Overrides
 
-SITE_WEIGHT = 5.0  # a site's own labels count more than the generic bootstrap set
+SITE_WEIGHT = 5.0
+EMBEDDING_COMPONENTS = 16  # PCA components of the embedding the forest sees (measured: 16, 32, 64 alike)  # a site's own labels count more than the generic bootstrap set
 HUMAN_AUTO_METHODS = ("explicit", "front-matter")  # decisions a person made on the page itself
 
 
@@ -96,20 +97,46 @@ def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log
     return data
 
 
-def new_model(seed: int = 0):
+def new_model(embedding_dim: int = 0, n_samples: int = 1_000_000, seed: int = 0):
+    """The head's estimator. With an embedding, PCA squeezes it to a few components beside the
+    statistics: a forest over 1,280 raw dimensions rarely splits on the statistics and did worse
+    held out by source than either part alone (see models/bootstrap/EVALUATION.md)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
 
     # Balanced class weights: a site is often mostly one kind of image.
-    return RandomForestClassifier(
+    forest = RandomForestClassifier(
         n_estimators=300, class_weight="balanced_subsample", min_samples_leaf=1, n_jobs=-1, random_state=seed
     )
+    if not embedding_dim:
+        return forest
+    squeeze = ColumnTransformer(
+        [("embedding", PCA(min(EMBEDDING_COMPONENTS, n_samples, embedding_dim), random_state=seed),
+          slice(0, embedding_dim))],
+        remainder="passthrough",
+    )
+    return make_pipeline(squeeze, forest)
+
+
+def new_head(embedder_id: str, embedding_dim: int, n_samples: int, use_embedding: bool = True,
+             use_stats: bool = True) -> Head:
+    model = new_model(embedding_dim if use_embedding else 0, n_samples)
+    return Head(model, embedder_id, use_embedding, tuple(STAT_NAMES) if use_stats else ())
 
 
 def fit_head(data: TrainingSet, embedder_id: str, use_embedding: bool = True, use_stats: bool = True) -> Head:
     vectors, stats, y, _groups, weights = data.arrays()
-    head = Head(new_model(), embedder_id, use_embedding, tuple(STAT_NAMES) if use_stats else ())
-    head.model.fit(head.features(vectors, stats), y, sample_weight=weights)
+    head = new_head(embedder_id, vectors.shape[1], len(y), use_embedding, use_stats)
+    head.model.fit(head.features(vectors, stats), y, **_weights(head, weights))
     return head
+
+
+def _weights(head: Head, weights: np.ndarray) -> dict:
+    """sample_weight goes to the forest, which is the last step when the model is a pipeline."""
+    name = head.model.steps[-1][0] + "__sample_weight" if hasattr(head.model, "steps") else "sample_weight"
+    return {name: weights}
 
 
 def cross_validate(data: TrainingSet, embedder_id: str, folds: int = 5, use_embedding=True, use_stats=True) -> dict:
@@ -127,8 +154,8 @@ def cross_validate(data: TrainingSet, embedder_id: str, folds: int = 5, use_embe
         scheme = f"{k} stratified random folds"
     predicted = np.zeros_like(y)
     for train, test in splits:
-        head = Head(new_model(), embedder_id, use_embedding, tuple(STAT_NAMES) if use_stats else ())
-        head.model.fit(head.features(vectors[train], stats[train]), y[train], sample_weight=weights[train])
+        head = new_head(embedder_id, vectors.shape[1], len(train), use_embedding, use_stats)
+        head.model.fit(head.features(vectors[train], stats[train]), y[train], **_weights(head, weights[train]))
         predicted[test] = head.p_invert(vectors[test], stats[test]) >= 0.5
     return {"scheme": scheme, **scores(y, predicted)}
 

@@ -1,0 +1,78 @@
+"""`retrain` and `eval` end to end: labels in an overrides file -> a head in the store -> decisions."""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from skimage import data
+
+from invertornot_ssg.cli import main
+from invertornot_ssg.overrides import AutoRecord, record_decisions
+
+pytestmark = pytest.mark.slow
+
+
+def make_images(folder):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
+    names = {}
+    for i, array in enumerate(photos):
+        Image.fromarray(array).save(folder / f"photo{i}.jpg")
+        names[f"photo{i}.jpg"] = "keep"
+    for i in range(5):
+        plot = Image.new("RGB", (320, 240), "white")
+        draw = ImageDraw.Draw(plot)
+        draw.line([(30, 210), (30, 10), (30, 210), (310, 210)], fill="black", width=2)
+        ys = np.cumsum(rng.normal(size=28)) * 6 + 110
+        draw.line([(30 + 10 * j, float(y)) for j, y in enumerate(ys)], fill=(40, 40 + 40 * i, 200), width=2)
+        draw.text((120, 220), f"figure {i}", fill="black")
+        plot.save(folder / f"plot{i}.png")
+        names[f"plot{i}.png"] = "invert"
+    return names
+
+
+def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    labels = make_images(tmp_path / "img")
+    store = str(tmp_path / "store")
+    assert main(["classify", "--json", "--store", store, "img"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    overrides = tmp_path / "invertornot.yml"
+    decisions = {os.path.basename(r["path"]): AutoRecord(r["sha1"], r["invert"], r["p_invert"], r["confidence"],
+                                                        r["method"], r["version"]) for r in rows}
+    record_decisions(overrides, decisions, labels=labels)
+
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap"]) == 0
+    out = capsys.readouterr().out
+    assert "samples: 10 (10 from the site, 0 bootstrap)" in out
+    assert "training accuracy: 100.0%" in out
+    heads = list((tmp_path / "store" / "heads").glob("*.skops"))
+    assert len(heads) == 1 and heads[0].with_suffix(".json").is_file()
+
+    # The site's head is picked up for this overrides file; labels still win by sha1.
+    assert main(["classify", "--json", "--store", store, "--overrides", str(overrides), "img"]) == 0
+    after = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["method"] for r in after} == {"override"}
+    assert all(r["invert"] == (labels[os.path.basename(r["path"])] == "invert") for r in after)
+    assert all("+rf-" in r["version"] for r in after)
+
+
+def test_retrain_needs_both_kinds(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "invertornot.yml").write_text("version: 1\nimages:\n  a.png: keep\n")
+    assert main(["retrain", "--store", str(tmp_path / "s"), "--no-bootstrap"]) == 2
+    assert "both kinds" in capsys.readouterr().err
+
+
+def test_eval_prints_ours_beside_the_baseline(tmp_path, capsys):
+    labels = make_images(tmp_path / "img")
+    for kind in ("invert", "keep"):
+        (tmp_path / "set" / kind).mkdir(parents=True)
+    for name, label in labels.items():
+        os.link(tmp_path / "img" / name, tmp_path / "set" / label / name)
+    assert main(["eval", "--store", str(tmp_path / "s"), str(tmp_path / "set")]) == 0
+    out = capsys.readouterr().out
+    assert "10 images" in out and "saturation<=0.09" in out
+    assert "accuracy" in out and "confusion (ours)" in out and "confusion (baseline)" in out
