@@ -76,6 +76,7 @@ def save_head(head: Head, path: Path) -> Head:
             **head.metadata,
         }
         _atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a head is shipped and shared like any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -121,6 +122,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

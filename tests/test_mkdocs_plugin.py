@@ -24,17 +24,13 @@ from invertornot_mkdocs import frontmatter
 from invertornot_mkdocs.config import InvertOrNotConfig
 from invertornot_mkdocs.plugin import STYLESHEET_URI, settings_from_config
 from invertornot_mkdocs.urls import SiteFiles, page_url_dir
-from invertornot_ssg import css, shipped
+from invertornot_ssg import css
 from invertornot_ssg.errors import ConfigError
 from invertornot_ssg.htmlrewrite import ClassNames, find_images
 from invertornot_ssg.settings import Settings, option_names
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_site" / "mkdocs"
-SHIPPED_HEAD = shipped.default_head_path("efficientnet-lite0").is_file()
-needs_head = pytest.mark.skipif(
-    not SHIPPED_HEAD, reason="needs the shipped head models/head-efficientnet-lite0.skops (not built yet)"
-)
 
 # --- config: one schema, two front doors --------------------------------------------------------
 
@@ -573,7 +569,6 @@ def test_sample_site_classes(builds: dict) -> None:
     assert attrs(tag_for(on, "guide/authors/index.html", "pie-chart.png"))["class"] == "invert-not"
 
 
-@needs_head
 @pytest.mark.slow
 def test_sample_site_figures_are_inverted(builds: dict) -> None:
     on = html_pages(builds["base"] / "on")

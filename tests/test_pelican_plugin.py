@@ -29,7 +29,6 @@ from invertornot_ssg.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "plugins" / "pelican" / "plugins"
 SAMPLES = REPO / "sample_site"
-HAS_HEAD = (REPO / "models" / "head-efficientnet-lite0.skops").is_file()
 FAKE_MODEL = "clip:ViT-B-32"  # any id without shipped models: the fake embedder stands in for it
 NAMES = ClassNames.from_settings(Settings())
 OURS = {NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto}
@@ -440,7 +439,6 @@ def test_sample_author_classes_and_scheme_images_untouched(samples: SimpleNamesp
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_HEAD, reason="needs the shipped head (models/head-efficientnet-lite0.skops)")
 @pytest.mark.parametrize(
     ("page", "src"),
     [
