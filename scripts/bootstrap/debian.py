@@ -1,0 +1,238 @@
+"""Debian sources: which packages, which files, and the category rule of each group."""
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from common import (MAX_BYTES, RASTER_EXT, Candidate, load_pdf_page, load_raster, load_svg, log,
+                    path_key, pdf_pages, sample)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A selection of files in one package, labeled by one rule (or the per-image heuristic)."""
+
+    source: str                  # group name for held-out-by-source evaluation
+    pkg: str
+    globs: tuple                 # globs relative to the package root
+    n: Optional[int]             # deterministic sample size, None = all
+    category: str                # category when the rule labels it (or the heuristic's figure class)
+    label: Optional[str]         # invert | keep | None (per-image heuristic, then viewed)
+    licence: str
+    exclude: str = ""            # regex on the package-relative path
+    svg_width: int = 512
+    jpeg: bool = False           # store opaque images as JPEG (photos)
+    photo_category: str = "photo"  # category the heuristic gives to keep-like images
+    pdf_pages: int = 0           # for PDFs: pages sampled per file
+    one_per_name: bool = False   # icon themes: one file per icon name
+
+
+PY_DOC = "BSD-3-Clause (project docs; see /usr/share/doc/{pkg}/copyright)"
+
+GROUPS = [
+    # ------------------------------------------------------------ keep: wallpapers, photos, art
+    Group("deb:gnome-backgrounds", "gnome-backgrounds", ("usr/share/backgrounds/**/*.webp",
+          "usr/share/backgrounds/**/*.svg", "usr/share/backgrounds/**/*.jpg", "usr/share/backgrounds/**/*.png"),
+          None, "art", "keep", "CC-BY-SA-3.0", svg_width=1024, jpeg=True),
+    Group("deb:mate-backgrounds", "mate-backgrounds", ("usr/share/backgrounds/**/*.jpg", "usr/share/backgrounds/**/*.png"),
+          None, "photo", "keep", "GPL-2+ / CC-BY-SA-4.0", jpeg=True),
+    Group("deb:sway-backgrounds", "sway-backgrounds", ("usr/share/backgrounds/**/*.png",), None, "dark", "keep",
+          "Expat / MIT-like", jpeg=True),
+    Group("deb:desktop-base", "desktop-base", ("usr/share/desktop-base/*-theme/wallpaper/contents/images/1920x1080.svg",
+          "usr/share/desktop-base/*-theme/login/background.svg", "usr/share/desktop-base/*-theme/grub/grub-16x9.png",
+          "usr/share/desktop-base/*-theme/wallpaper/contents/images/1920x1080.png"),
+          None, "art", "keep", "GPL-2+ / GPL-3+", svg_width=1024, jpeg=True),
+    Group("deb:lxqt-themes", "lxqt-themes", ("usr/share/lxqt/wallpapers/*",), None, "art", "keep",
+          "LGPL-2.1+ / CC-BY-SA-3.0", svg_width=1024, jpeg=True),
+    Group("deb:xfdesktop4-data", "xfdesktop4-data", ("usr/share/backgrounds/**/*",), None, "art", "keep", "GPL-2+",
+          svg_width=1024, jpeg=True),
+    Group("deb:lomiri-wallpapers", "lomiri-wallpapers", ("usr/share/backgrounds/**/*",), None, "art", "keep",
+          "CC-BY-SA-3.0 / CC-BY-4.0", jpeg=True),
+    Group("deb:xplanet-images", "xplanet-images", ("usr/share/xplanet/images/*",), None, "photo", "keep",
+          "GPL-2+ / NASA imagery", jpeg=True),
+    Group("deb:opencv-data", "opencv-doc", ("usr/share/doc/opencv-doc/examples/data/*.jpg",
+          "usr/share/doc/opencv-doc/examples/data/*.png"), None, "photo", None,
+          "BSD-3-Clause / Apache-2.0 (OpenCV samples; see copyright)", jpeg=True),
+    Group("deb:opencv-doc", "opencv-doc", ("usr/share/doc/opencv-doc/opencv4/html/**/*.jpg",
+          "usr/share/doc/opencv-doc/opencv4/html/**/*.png"), 60, "diagram", None,
+          "BSD-3-Clause / Apache-2.0 (OpenCV docs)", exclude=r"/search/|form_\d+|/bc_s|/nav_|/tab_|/sync_|/doc\.png|/folder|/closed|/open\.png|/splitbar|/arrow",
+          jpeg=True),
+    Group("deb:gimp-help-photos", "gimp-help-en", ("usr/share/gimp/2.0/help/en/images/**/*.jpg",), 70, "photo", None,
+          "GFDL-1.2+", jpeg=True),
+    Group("deb:gimp-help-ui", "gimp-help-en", ("usr/share/gimp/2.0/help/en/images/dialogs/*.png",
+          "usr/share/gimp/2.0/help/en/images/menus/**/*.png", "usr/share/gimp/2.0/help/en/images/toolbox/*.png",
+          "usr/share/gimp/2.0/help/en/images/preferences/*.png", "usr/share/gimp/2.0/help/en/images/filters/examples/*.png"),
+          50, "screenshot", None, "GFDL-1.2+"),
+    Group("deb:imagemagick-doc", "imagemagick-6-doc", ("usr/share/doc/imagemagick-6-common/html/images/*.jpg",
+          "usr/share/doc/imagemagick-6-common/html/images/*.png", "usr/share/doc/imagemagick-6-common/html/images/*.gif"), 50, "diagram", None, "ImageMagick License"),
+    Group("deb:gimp-data-patterns", "gimp-data", ("usr/share/gimp/2.0/patterns/**/*.png", "usr/share/gimp/2.0/patterns/**/*.jpg",
+          "usr/share/gimp/2.0/images/*.png", "usr/share/gimp/2.0/images/*.jpg"), 30, "texture", "keep", "GPL-3+ / LGPL (gimp-data)",
+          jpeg=True),
+    Group("deb:tuxpaint-data", "tuxpaint-data", ("usr/share/tuxpaint/starters/*.png", "usr/share/tuxpaint/starters/*.jpg",
+          "usr/share/tuxpaint/templates/*.jpg", "usr/share/tuxpaint/templates/*.png"), 40, "lineart", None, "GPL-2+",
+          photo_category="photo", exclude=r"-back\.|_back\.|thumb"),
+    Group("deb:dde-account-faces", "dde-account-faces", ("var/lib/AccountsService/icons/bigger/*.png",
+          "var/lib/AccountsService/icons/*.png"), None, "illustration", "keep", "GPL-3.0-or-later", one_per_name=True),
+    Group("deb:openclipart", "openclipart-svg", ("usr/share/openclipart/svg/**/*.svg",), 130, "clipart", None,
+          "public domain (Open Clip Art Library)", photo_category="clipart", svg_width=384),
+    # ------------------------------------------------------------ icons
+    Group("deb:tango-icons", "tango-icon-theme", ("usr/share/icons/Tango/scalable/**/*.svg",), 35, "icon", "keep",
+          "public domain", svg_width=128, one_per_name=True),
+    Group("deb:adwaita-legacy-icons", "adwaita-icon-theme", ("usr/share/icons/Adwaita/256x256/legacy/*.png",
+          "usr/share/icons/Adwaita/96x96/legacy/*.png"), 30, "icon", "keep", "CC-BY-SA-4.0 / LGPL-3", one_per_name=True),
+    Group("deb:gimp-symbolic", "gimp-data", ("usr/share/gimp/2.0/icons/Symbolic/scalable/**/*.svg",), 20, "lineart", "invert",
+          "CC-BY-SA-3.0 / GPL-3+ (GIMP icons)", svg_width=96),
+    Group("deb:adwaita-symbolic", "adwaita-icon-theme", ("usr/share/icons/Adwaita/scalable/**/*.svg",), 30, "lineart", "invert",
+          "CC-BY-SA-4.0 / LGPL-3", svg_width=96, one_per_name=True),
+    Group("deb:breeze-actions", "breeze-icon-theme", ("usr/share/icons/breeze/actions/22/*.svg",), 30, "lineart", "invert",
+          "LGPL-3+", svg_width=96),
+    Group("deb:breeze-mimetypes", "breeze-icon-theme", ("usr/share/icons/breeze/mimetypes/64/*.svg",
+          "usr/share/icons/breeze/apps/48/*.svg"), 25, "icon", "keep", "LGPL-3+", svg_width=128),
+    Group("deb:numix-icons", "numix-icon-theme", ("usr/share/icons/Numix/64/mimetypes/*.svg", "usr/share/icons/Numix/64/places/*.svg",
+          "usr/share/icons/Numix/64/devices/*.svg"), 25, "icon", "keep", "GPL-3+", svg_width=128),
+    Group("deb:elementary-icons", "elementary-icon-theme", ("usr/share/icons/elementary/apps/128/*.svg",
+          "usr/share/icons/elementary/mimes/128/*.svg", "usr/share/icons/elementary/places/128/*.svg",
+          "usr/share/icons/elementary/actions/symbolic/*.svg", "usr/share/icons/elementary/status/symbolic/*.svg"),
+          40, "icon", None, "GPL-3.0-or-later / CC0", svg_width=128, photo_category="icon"),
+    # ------------------------------------------------------------ invert: docs with figures
+    Group("deb:lilypond-doc", "lilypond-doc", ("usr/share/doc/lilypond/html/**/*.png",), 50, "music", "invert",
+          "GPL-3+ / GFDL", exclude=r"/pictures/|logo|/css/|-thumb|/icons?/"),
+    Group("deb:sympy-doc-math", "python-sympy-doc", ("usr/share/doc/python-sympy-doc/html/_images/math/*.png",), 35, "text", "invert",
+          PY_DOC.format(pkg="python-sympy-doc")),
+    Group("deb:sympy-doc-plots", "python-sympy-doc", ("usr/share/doc/python-sympy-doc/html/modules/**/*.png",
+          "usr/share/doc/python-sympy-doc/html/_images/*.png"), 25, "plot", None, PY_DOC.format(pkg="python-sympy-doc")),
+    Group("deb:scipy-doc", "python-scipy-doc", ("usr/share/doc/python-scipy-doc/html/**/*.png",), 70, "plot", None,
+          PY_DOC.format(pkg="python-scipy-doc"), exclude=r"/_static/|/_images/math/|-hires|\.hires|logo"),
+    Group("deb:pandas-doc", "python-pandas-doc", ("usr/share/doc/python-pandas-doc/html/**/*.png",), 35, "plot", None,
+          PY_DOC.format(pkg="python-pandas-doc"), exclude=r"/_static/|logo|-hires|\.hires"),
+    Group("deb:statsmodels-doc", "python-statsmodels-doc", ("usr/share/doc/python-statsmodels-doc/html/**/*.png",), 35, "plot",
+          None, PY_DOC.format(pkg="python-statsmodels-doc"), exclude=r"/_static/|logo|-hires|\.hires"),
+    Group("deb:statsmodels-pdf", "python-statsmodels-doc", ("usr/share/doc/python-statsmodels-doc/html/**/*.pdf",), 10, "plot",
+          None, PY_DOC.format(pkg="python-statsmodels-doc"), pdf_pages=1),
+    Group("deb:sklearn-doc", "python-sklearn-doc", ("usr/share/doc/python-sklearn-doc/html/**/*.png",
+          "usr/share/doc/python-sklearn-doc/html/**/*.jpg"), 80, "plot", None, PY_DOC.format(pkg="python-sklearn-doc"),
+          exclude=r"/_static/|logo|/thumb|sphx_glr_.*_thumb|/binder|/testimonials"),
+    Group("deb:astropy-doc", "python-astropy-doc", ("usr/share/doc/python-astropy-doc/html/**/*.png",), 40, "plot", None,
+          PY_DOC.format(pkg="python-astropy-doc"), exclude=r"/_static/|logo|-hires|\.hires"),
+    Group("deb:skimage-doc", "python-skimage-doc", ("usr/share/doc/python-skimage-doc/html/**/*.png",
+          "usr/share/doc/python-skimage-doc/html/**/*.jpg"), 60, "plot", None, PY_DOC.format(pkg="python-skimage-doc"),
+          exclude=r"/_static/|logo|_thumb|/thumb"),
+    Group("deb:octave-doc", "octave-doc", ("usr/share/doc/octave/**/*.png",), None, "plot", None,
+          "GPL-3+ (GNU Octave manual)"),
+    Group("deb:octave-doc-pdf", "octave-doc", ("usr/share/doc/octave/**/*.pdf",), None, "text", None,
+          "GPL-3+ (GNU Octave manual)", pdf_pages=3),
+    Group("deb:gnuplot-doc", "gnuplot-doc", ("usr/share/doc/gnuplot/**/*.png", "usr/share/doc/gnuplot/**/*.svg"), None,
+          "plot", None, "gnuplot licence"),
+    Group("deb:gnuplot-doc-pdf", "gnuplot-doc", ("usr/share/doc/gnuplot/**/*.pdf",), None, "text", None,
+          "gnuplot licence", pdf_pages=10),
+    Group("deb:asymptote-doc", "asymptote-doc", ("usr/share/doc/asymptote-doc/**/*.png", "usr/share/doc/asymptote/**/*.png",
+          "usr/share/info/**/*.png"), 35, "diagram", None, "LGPL-3+ (Asymptote docs)"),
+    Group("deb:asymptote-doc-pdf", "asymptote-doc", ("usr/share/doc/asymptote-doc/**/*.pdf", "usr/share/doc/asymptote/**/*.pdf"),
+          None, "text", None, "LGPL-3+ (Asymptote docs)", pdf_pages=2),
+    Group("deb:graphviz-doc", "graphviz-doc", ("usr/share/doc/graphviz/**/*.png", "usr/share/doc/graphviz/**/*.gif",
+          "usr/share/doc/graphviz/**/*.jpg"), 60, "diagram", None, "EPL-1.0 (Graphviz docs)"),
+    Group("deb:gnome-user-docs", "gnome-user-docs", ("usr/share/help/C/**/*.png",), 45, "screenshot", None, "CC-BY-SA-3.0"),
+    Group("deb:gnome-user-docs-svg", "gnome-user-docs", ("usr/share/help/C/**/*.svg",), 25, "diagram", None, "CC-BY-SA-3.0",
+          svg_width=512, one_per_name=True),
+    Group("deb:inkscape-tutorials", "inkscape-tutorials", ("usr/share/inkscape/tutorials/*.svg", "usr/share/inkscape/tutorials/*.png",
+          "usr/share/inkscape/tutorials/*.jpg"), 25, "diagram", None, "GPL-2+ / CC-BY-SA (Inkscape tutorials)",
+          exclude=r"tutorial-[a-z]+\.[a-z_]+\.svg$", svg_width=512),
+    Group("deb:pil-doc", "python-pil-doc", ("usr/share/doc/python-pil-doc/**/*.png", "usr/share/doc/python-pil-doc/**/*.jpg"), None,
+          "diagram", None, "HPND (Pillow docs)"),
+]
+
+
+@functools.lru_cache(maxsize=None)
+def package_version(pkg: str) -> str:
+    out = subprocess.run(["apt-cache", "policy", pkg], capture_output=True, text=True).stdout
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    return m.group(1) if m else "?"
+
+
+def fetch_packages(cache: Path, pkgs) -> dict[str, Path]:
+    """apt-get download + dpkg -x into the cache; returns {pkg: extracted root}. No system install."""
+    debs, roots = cache / "debs", {}
+    debs.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in pkgs if not list(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        log.info("apt-get download %s", " ".join(missing))
+        subprocess.run(["apt-get", "download", "-q", *missing], cwd=debs, check=True, capture_output=True)
+    for p in pkgs:
+        found = sorted(debs.glob(f"{p}_*.deb"))
+        if not found:
+            log.warning("package %s could not be downloaded; its groups are skipped", p)
+            continue
+        root = cache / "x" / p
+        stamp = root / ".extracted"
+        if not stamp.exists() or stamp.read_text() != found[-1].name:
+            subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+            stamp.write_text(found[-1].name)
+        roots[p] = root
+    return roots
+
+
+def _matches(root: Path, g: Group) -> list[Path]:
+    seen, out = set(), []
+    rx = re.compile(g.exclude) if g.exclude else None
+    for pat in g.globs:
+        for p in sorted(root.glob(pat)):
+            rel = p.relative_to(root).as_posix()
+            if rel in seen or not p.is_file() or p.is_symlink():
+                continue
+            if rx and rx.search("/" + rel):
+                continue
+            ext = p.suffix.lower()
+            if ext not in RASTER_EXT and ext not in (".svg", ".svgz", ".pdf"):
+                continue
+            if p.stat().st_size > MAX_BYTES or p.stat().st_size < 200:
+                continue
+            seen.add(rel)
+            out.append(p)
+    if g.one_per_name:
+        by_name = {}
+        for p in out:
+            by_name.setdefault(p.stem, p)
+        out = list(by_name.values())
+    return out
+
+
+def candidates(cache: Path, groups=GROUPS) -> list[Candidate]:
+    roots = fetch_packages(cache, sorted({g.pkg for g in groups}))
+    cands = []
+    for g in groups:
+        if g.pkg not in roots:
+            continue
+        root = roots[g.pkg]
+        files = _matches(root, g)
+        if g.pdf_pages:
+            pages = []
+            for f in sample(files, 200, key=lambda p: p.relative_to(root).as_posix()):
+                n = pdf_pages(f)
+                picks = sorted(range(1, n + 1), key=lambda i: path_key(f"{f.name}#{i}"))[: g.pdf_pages]
+                pages += [(f, i) for i in sorted(picks)]
+            chosen = sample(pages, g.n, key=lambda fp: f"{fp[0].relative_to(root).as_posix()}#{fp[1]}")
+        else:
+            chosen = [(f, 0) for f in sample(files, g.n, key=lambda p: p.relative_to(root).as_posix())]
+        log.info("%s: %d of %d files", g.source, len(chosen), len(files))
+        ver = package_version(g.pkg)
+        for f, page in sorted(chosen, key=lambda fp: (str(fp[0]), fp[1])):
+            rel = f.relative_to(root).as_posix()
+            ext = f.suffix.lower()
+            if page:
+                loader = functools.partial(load_pdf_page, f, page)
+                rel = f"{rel}#page={page}"
+            elif ext in (".svg", ".svgz"):
+                loader = functools.partial(load_svg, f, g.svg_width)
+            else:
+                loader = functools.partial(load_raster, f)
+            cands.append(Candidate(
+                source=g.source, origin=f"{g.pkg}={ver}:/{rel}", licence=g.licence, loader=loader,
+                label=g.label, category=g.category, rule=f"rule:{g.category}" if g.label else "",
+                heuristic=None if g.label else g.category, photo_like=g.photo_category,
+                extra={"jpeg": g.jpeg},
+            ))
+    return cands
