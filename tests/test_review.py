@@ -574,7 +574,7 @@ def embedded_site(site: Site, monkeypatch) -> Site:
         vectors = rng.normal(size=(len(site.sha1), 16)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         store.add_vectors("efficientnet-lite0", list(site.sha1.values()), vectors)
-    monkeypatch.setattr(training, "new_model", lambda seed=0: RandomForestClassifier(n_estimators=5, random_state=seed))
+    monkeypatch.setattr(training, "new_model", lambda dim=0, n=0, seed=0: RandomForestClassifier(n_estimators=5, random_state=seed))
     return site
 
 
