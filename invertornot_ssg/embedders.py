@@ -155,13 +155,16 @@ def _letterbox(image: Image.Image, size: tuple[int, int], resample: int) -> Imag
 class Embedder(ABC):
     """Turns PIL RGB images into L2-normalised float32 vectors of length `dim`.
 
-    `embed` = `preprocess` (CPU work that may run in a worker thread) + `forward` (the model), in
-    batches of `batch_size`; callers that want to overlap decoding with inference call the two
-    halves themselves.
+    `embed` = `preprocess` + `forward` (the model), in batches of `batch_size`; `preprocess` =
+    `prepare` per image (Pillow only: may run in worker threads) + `batch` (stack, normalise).
+    Callers that overlap decoding with inference call `prepare` in their workers, then `batch`
+    and `forward` (see Engine._embed_missing).
     """
 
     id: str
     dim: int
+    mean: tuple[float, ...]  # per-channel normalisation of the model input
+    std: tuple[float, ...]
 
     def __init__(self, id: str, dim: int, batch_size: int = 32, progress: bool = True):
         if batch_size < 1:
@@ -175,8 +178,17 @@ class Embedder(ABC):
         return f"{type(self).__name__}(id={self.id!r}, dim={self.dim})"
 
     @abstractmethod
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """One image fitted to the model's input size: uint8 (H, W, 3). Pillow and numpy only (no
+        torch), so callers may run it in worker threads beside the model."""
+
+    def batch(self, prepared: Sequence[np.ndarray]) -> torch.Tensor:
+        """The model input for prepared images: a normalised float32 CPU tensor (n, 3, H, W)."""
+        return _to_tensor(prepared, self.mean, self.std)
+
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """The model input for these images: a float32 CPU tensor (n, 3, H, W)."""
+        return self.batch([self.prepare(image) for image in images])
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> np.ndarray:
@@ -199,14 +211,16 @@ class Embedder(ABC):
         return out
 
 
-def _to_tensor(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def _to_tensor(images: Sequence[Image.Image | np.ndarray], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     import torch
 
     pixels = np.stack([np.asarray(image, dtype=np.uint8) for image in images])  # (n, H, W, 3)
     batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return batch.sub_(mean_t).div_(std_t).contiguous()
+    # (n, H, W, 3) permuted is already channels-last in memory: keep it so (the convolutions of
+    # EfficientNet run about 1.5x faster in that layout on CPU; ViTs do not mind).
+    return batch.sub_(mean_t).div_(std_t).contiguous(memory_format=torch.channels_last)
 
 
 def _normalised_numpy(features: torch.Tensor) -> np.ndarray:
@@ -230,15 +244,15 @@ class EfficientNetLite0Embedder(Embedder):
         self.model = _load_efficientnet_lite0()
         super().__init__(DEFAULT_MODEL, int(self.model.num_features), batch_size, progress)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def prepare(self, image: Image.Image) -> np.ndarray:
         from PIL import Image as PILImage
 
-        fitted = [_letterbox(image, (self.size, self.size), PILImage.Resampling.BICUBIC) for image in images]
-        return _to_tensor(fitted, self.mean, self.std)
+        return np.asarray(_letterbox(image, (self.size, self.size), PILImage.Resampling.BICUBIC))
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         import torch
 
+        batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             pooled = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
             return _normalised_numpy(pooled)
@@ -285,7 +299,7 @@ def _load_efficientnet_lite0():
         source = source["state_dict"]
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     model.load_state_dict(_map_by_order(source, model.state_dict(), path), strict=True)
-    return model.eval()
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def _map_by_order(source: dict, target: dict, path: Path) -> dict:
@@ -336,7 +350,7 @@ class ClipEmbedder(Embedder):
                 dim = self.model.encode_image(torch.zeros(1, 3, height, width)).shape[-1]
         super().__init__(spec.id, int(dim), batch_size, progress)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def prepare(self, image: Image.Image) -> np.ndarray:
         from PIL import Image as PILImage
 
         resample = {
@@ -344,7 +358,7 @@ class ClipEmbedder(Embedder):
             "bicubic": PILImage.Resampling.BICUBIC,
         }.get(self.interpolation, PILImage.Resampling.BICUBIC)
         # Same choice as EfficientNet-Lite0 (see _letterbox), instead of open_clip's centre crop.
-        return _to_tensor([_letterbox(image, self.size, resample) for image in images], self.mean, self.std)
+        return np.asarray(_letterbox(image, self.size, resample))
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         import torch
@@ -434,7 +448,7 @@ def _load_clip(spec: _Spec, cache_dir: Path | None, logger: logging.Logger):
         import difflib
 
         close = difflib.get_close_matches(spec.arch, open_clip.list_models(), n=8, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; see open_clip.list_models()"
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see open_clip.list_models()"
         raise ModelUnavailableError(f"model: {spec.id}: open_clip has no architecture {spec.arch!r}{hint}")
     cache = None if cache_dir is None else str(cache_dir)
 

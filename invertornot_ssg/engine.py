@@ -38,6 +38,14 @@ EMBED_BATCH = 32  # images per model batch and per store write
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 @dataclass
 class _Prepared:
     """An image decoded and described in a worker thread, ready for the model."""
@@ -102,6 +110,7 @@ class Engine:
         self._embedder = None
         self._head: Head | None | bool = False  # False: not looked for yet
         self._bootstrap: LabeledSet | None | bool = False
+        self._loaded_overrides: tuple[tuple[int, int, int] | None, Overrides] | None = None  # see record
         self.embedded = 0  # images embedded by the last classify()
 
     def resolve(self, path: str) -> Path:
@@ -159,7 +168,10 @@ class Engine:
     def load_overrides(self) -> Overrides:
         if self.overrides_path is None:
             return Overrides(os.devnull)  # no overrides file: nobody labeled anything
-        return Overrides.load(self.overrides_path)
+        signature = _file_signature(self.overrides_path)  # before reading: a later change shows
+        overrides = Overrides.load(self.overrides_path)
+        self._loaded_overrides = (signature, overrides)
+        return overrides
 
     # -- classify -----------------------------------------------------------------------------
 
@@ -364,6 +376,7 @@ class Engine:
                 if batch:
                     self._embed_batch(batch, loading.result() if loading else self._embedder)
                     bar.update(len(batch))
+            self.store.flush()  # a large store's index file is rewritten once, not per batch
         finally:
             if loader is not None:
                 loader.shutdown(wait=True)
@@ -448,8 +461,21 @@ class Engine:
             for r in results
             if r.sha1 and r.invert is not None
         }
-        if decisions:
+        if decisions and not self._recorded_already(decisions):
             record_decisions(self.overrides_path, decisions)
+
+    def _recorded_already(self, decisions: dict[str, AutoRecord]) -> bool:
+        """Whether the overrides file, unchanged since this engine read it, holds exactly these
+        decisions: a warm build then skips the lock, the second parse and the dump."""
+        signature, overrides = self._loaded_overrides or (None, None)
+        if overrides is None or signature is None or signature != _file_signature(self.overrides_path):
+            return False
+        entries = overrides.entries
+        for key, record in decisions.items():
+            entry = entries.get(key)
+            if entry is None or entry.auto != record.as_yaml() or entry.sha1 != (record.sha1 or "").lower():
+                return False
+        return True
 
     def summary(self, results: Sequence[ImageResult]) -> str:
         """The one line a build logs."""

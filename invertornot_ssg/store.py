@@ -10,7 +10,8 @@ Layout of a store directory::
     heads/                    trained heads (written by head.py)
 
 Every write takes the file lock, then a SQLite transaction; after adding vectors the writer brings
-the FAISS index up to date from SQLite and replaces the file atomically, still under the lock.
+the FAISS index up to date from SQLite and replaces the file atomically, still under the lock (a
+large index only every 1/16 of growth and at flush()/close(): see _save_due).
 Readers never wait for the lock: SQLite's WAL lets them read during a write, and a reader whose
 index is behind SQLite appends the missing rows in memory. Everything here is regenerable, so a
 corrupt file is moved aside (`*.corrupt-<timestamp>`) with a warning and rebuilt.
@@ -48,6 +49,15 @@ BUSY_TIMEOUT_S = 60.0  # SQLite busy_timeout: readers and writers meeting inside
 PAGE_SIZE = 8192  # SQLite page size of a new store
 _IN_CHUNK = 500  # keys per `IN (...)` query
 _FETCH_ROWS = 4096  # vector rows decoded at a time when (re)building an index
+# Index choice (see _index_plan and benchmarks/README.md): measured on 512-d vectors.
+FLAT_MAX = 16_384  # up to this many vectors: exact search
+IVF_NLIST_MIN = 256  # lists of the first approximate index (16k-64k vectors); x4 per 4x growth
+IVF_NLIST_MAX = 8192  # above 1M vectors (training 8192 lists takes minutes on 2 cores)
+IVF_NPROBE_MIN = 8  # lists visited per query: nlist / 512, at least this (recall@10 0.98 at 1M)
+IVF_TRAIN_PER_LIST = 50  # k-means training sample: this many vectors per list
+IVF_TRAIN_ITERATIONS = 10
+SEARCH_THREADS = 1  # FAISS threads for a small search: 2 OpenMP threads were slower per query
+INDEX_SAVE_EVERY = 16  # above FLAT_MAX, add_vectors rewrites the index file when 1/16 is new
 
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 13, 14
@@ -94,6 +104,9 @@ class _Index:
     dim: int
     max_id: int  # largest vectors.id in the index (0 when empty)
     sha1_by_id: dict[int, str]
+    synced_at: tuple[int, int, int] | None = None  # _db_state() when last brought up to date
+    saved: int = -1  # vectors in the index file as this process last wrote or read it (-1: unknown)
+    deferred: bool = False  # add_vectors left the file behind (see _save_due); flush() writes it
 
     @property
     def ntotal(self) -> int:
@@ -120,16 +133,76 @@ def embedder_slug(embedder_id: str) -> str:
     return f"{readable}-{hashlib.sha1(embedder_id.encode('utf-8')).hexdigest()[:8]}"
 
 
+def _index_plan(n: int) -> tuple[str, int]:
+    """The index for a store of `n` vectors: ('flat', 0) or ('ivf', number of lists).
+
+    Exact search up to FLAT_MAX vectors (a flat scan is then a few milliseconds); above, an
+    inverted file with 8-bit scalar-quantised vectors (4x smaller than float32; recall@10 about
+    0.98 against exact search, see benchmarks/README.md). The number of lists grows 4x each time
+    the store does (64 to 256 vectors a list) up to IVF_NLIST_MAX; the plan changes only at those
+    steps (16k, 64k, 256k, 1M vectors), which is when the index is rebuilt and retrained from
+    SQLite, once per step.
+    """
+    if n <= FLAT_MAX:
+        return ("flat", 0)
+    nlist, bound = IVF_NLIST_MIN, 4 * FLAT_MAX
+    while n > bound and nlist < IVF_NLIST_MAX:
+        nlist, bound = 4 * nlist, 4 * bound
+    return ("ivf", min(nlist, IVF_NLIST_MAX))
+
+
+def _index_kind(index: Any) -> tuple[str, int]:
+    """What `_index_plan` would call this index (IndexIDMap2 around a flat or IVF index)."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexFlat):
+        return ("flat", 0)
+    if isinstance(inner, faiss.IndexIVF):
+        return ("ivf", int(inner.nlist))
+    return (type(inner).__name__, 0)
+
+
 def _new_index(dim: int, n: int) -> Any:
     """An empty index for `n` vectors of `dim` (inner product; ids are vectors.id).
 
-    The one place that picks the index type: exact search for now; an approximate index
-    (HNSW/IVF) above a size threshold goes here, still wrapped in an IndexIDMap2.
+    The one place that picks the index type (see `_index_plan`). An IVF index comes back
+    untrained: `_build_index` trains it on a sample of the store's vectors.
     """
     import faiss
 
-    del n  # exact search at every size for now
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    kind, nlist = _index_plan(n)
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    index = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)  # a view: `index` owns the object and must stay referenced
+    ivf.cp.niter = IVF_TRAIN_ITERATIONS
+    ivf.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
+    ivf.make_direct_map()  # reconstruct(id), used by the spot check of an index file
+    _tune(ivf)
+    return faiss.IndexIDMap2(index)  # keeps a reference to `index`
+
+
+def _save_due(entry: _Index) -> bool:
+    """Whether add_vectors should rewrite the index file now.
+
+    Always for an exact index (at most FLAT_MAX vectors: a few tens of MB); for a larger one when
+    1/INDEX_SAVE_EVERY of its vectors are not in the file yet. Rewriting a 1M-vector index for every
+    batch of 32 images would cost a second or more each time; a file that lags is harmless (readers
+    append SQLite's newer rows in memory) and flush() or close() writes it at the end of a build.
+    """
+    if entry.saved < 0 or entry.ntotal <= FLAT_MAX:
+        return True
+    return (entry.ntotal - entry.saved) * INDEX_SAVE_EVERY >= entry.ntotal
+
+
+def _tune(index: Any) -> None:
+    """Search parameters, set after building and after reading a file (they are not the store's data)."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = min(int(inner.nlist), max(IVF_NPROBE_MIN, int(inner.nlist) // 512))
 
 
 class EmbeddingStore:
@@ -170,6 +243,10 @@ class EmbeddingStore:
 
     def close(self) -> None:
         with self._mutex:
+            try:
+                self.flush()
+            except StoreError as exc:  # the next reader catches the index up from SQLite
+                self.logger.warning("%s", exc)
             self._close_db()
             self._indexes.clear()
 
@@ -317,7 +394,9 @@ class EmbeddingStore:
         """Store one vector per sha1 (rows L2-normalised by the embedder); returns how many were new.
 
         sha1s the embedder already has are skipped. Vectors are kept as float16; the FAISS index
-        file is brought up to date before this returns.
+        in memory is brought up to date before this returns, and so is its file, except that a
+        large index (above FLAT_MAX) is rewritten only once 1/16 of it is new, and at flush()
+        and close().
         """
         sha1s = list(sha1s)
         matrix = np.asarray(vectors, dtype=np.float32)
@@ -358,7 +437,8 @@ class EmbeddingStore:
                     f"search({embedder_id!r}): queries have dimension {matrix.shape[1]},"
                     f" the store's vectors {entry.dim}"
                 )
-            scores, ids = entry.index.search(np.ascontiguousarray(matrix), min(k, entry.ntotal))
+            with _faiss_threads(SEARCH_THREADS if matrix.shape[0] < 64 else None):
+                scores, ids = entry.index.search(np.ascontiguousarray(matrix), min(k, entry.ntotal))
             return [
                 [(entry.sha1_by_id[int(i)], float(s)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)
@@ -564,8 +644,26 @@ class EmbeddingStore:
             if rows:
                 entry = self._synced_index(embedder_id, writer=True)
                 if entry is not None:
-                    self._save_index(embedder_id, entry)
+                    if _save_due(entry):
+                        self._save_index(embedder_id, entry)
+                    else:
+                        entry.deferred = True
         return len(rows)
+
+    def flush(self) -> None:
+        """Write the index files that add_vectors left behind SQLite (large stores: see _save_due)."""
+        with self._mutex:
+            if not any(entry.deferred for entry in self._indexes.values()):
+                return
+
+            def write() -> None:
+                with self._locked():
+                    for embedder_id in [e for e, entry in self._indexes.items() if entry.deferred]:
+                        entry = self._synced_index(embedder_id, writer=True)
+                        if entry is not None:
+                            self._save_index(embedder_id, entry)
+
+            self._run(write)
 
     # -- FAISS -----------------------------------------------------------------------------------
 
@@ -576,17 +674,41 @@ class EmbeddingStore:
         a file that is unreadable, of another dimension or not a prefix of SQLite's rows is
         replaced by an index rebuilt from SQLite (written back when the lock is free).
         """
+        state = self._db_state()
+        entry = self._indexes.get(embedder_id)
+        if entry is not None and not writer and entry.synced_at == state:
+            return entry  # nothing committed since: skip the queries (count(*) grows with the store)
         # Read the file before SQLite's snapshot starts: writers commit before they save, so
         # a file read first never holds rows the snapshot lacks.
-        on_disk = None if embedder_id in self._indexes else self._read_index_file(embedder_id)
+        on_disk = None if entry is not None else self._read_index_file(embedder_id)
+        # Only this connection wrote since the last sync (it never deletes vectors): no need to
+        # count the rows to see whether some vanished.
+        only_ours = entry is not None and entry.synced_at is not None and entry.synced_at[:2] == state[:2]
         with self._snapshot():
-            return self._synced_index_in_snapshot(embedder_id, writer, on_disk)
+            entry = self._synced_index_in_snapshot(embedder_id, writer, on_disk, only_ours)
+        if entry is not None:
+            entry.synced_at = state
+        return entry
+
+    def _db_state(self) -> tuple[int, int, int]:
+        """Changes whenever anything commits: another connection (data_version) or this one."""
+        conn = self._db
+        return (id(conn), conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
 
     def _synced_index_in_snapshot(
-        self, embedder_id: str, writer: bool, on_disk: _IndexFile | None
+        self, embedder_id: str, writer: bool, on_disk: _IndexFile | None, only_ours: bool = False
     ) -> _Index | None:
         dim = self._dim(embedder_id)
-        count, max_id = self._extent(embedder_id)
+        entry = self._indexes.get(embedder_id)
+        if only_ours and entry is not None and entry.dim == dim:
+            (max_id,) = self._db.execute(  # an index seek, where count(*) reads every row
+                "SELECT coalesce(max(id), 0) FROM vectors WHERE embedder = ?", (embedder_id,)
+            ).fetchone()
+            if entry.max_id < max_id:
+                self._append_rows(entry, embedder_id)
+            count, max_id = entry.ntotal, max(max_id, entry.max_id)
+        else:
+            count, max_id = self._extent(embedder_id)
         if dim is None or count == 0:
             self._indexes.pop(embedder_id, None)
             return None
@@ -606,6 +728,13 @@ class EmbeddingStore:
                 "index %s does not match %s; rebuilding it", self.index_path(embedder_id), self.db_path
             )
             entry, rebuilt = self._build_index(embedder_id, dim), True
+        plan = _index_plan(entry.ntotal)
+        if _index_kind(entry.index) != plan:  # the store grew past a step of _index_plan: once per step
+            self.logger.info(
+                "embedding store %s: %d %r vectors; rebuilding the index as %s", self.root, entry.ntotal,
+                embedder_id, "exact (flat)" if plan[0] == "flat" else f"IVF with {plan[1]} lists, 8-bit vectors",
+            )
+            entry, rebuilt = self._build_index(embedder_id, dim), True
         self._indexes[embedder_id] = entry
         if rebuilt and not writer:  # a writer saves anyway; a reader saves if nobody is writing
             with self._try_locked() as locked:
@@ -621,17 +750,17 @@ class EmbeddingStore:
         try:
             with open(path, "rb") as f:
                 signature = _signature(os.fstat(f.fileno()))
-                data = f.read()
+                try:  # streamed from the file: no second copy of a large index in memory
+                    index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
+                    if not isinstance(index, faiss.IndexIDMap2):
+                        raise ValueError(f"{type(index).__name__} is not an IndexIDMap2")
+                except (RuntimeError, ValueError, MemoryError) as exc:
+                    return _IndexFile(path, None, signature, exc)
         except FileNotFoundError:
             return _IndexFile(path, None, None, None)
         except OSError as exc:
             raise _os_store_error(exc, path, "read") from exc
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-            if not isinstance(index, faiss.IndexIDMap2):
-                raise ValueError(f"{type(index).__name__} is not an IndexIDMap2")
-        except (RuntimeError, ValueError, MemoryError) as exc:
-            return _IndexFile(path, None, signature, exc)
+        _tune(index)
         return _IndexFile(path, index, signature, None)
 
     def _adopt_index_file(self, embedder_id: str, dim: int, on_disk: _IndexFile) -> tuple[_Index, bool]:
@@ -664,22 +793,58 @@ class EmbeddingStore:
             )
             return self._build_index(embedder_id, dim), True
         entry = _Index(index, dim, int(sql_ids[-1]) if len(sql_ids) else 0, {r[0]: r[1] for r in rows})
+        entry.saved = entry.ntotal
         return entry, False
 
     def _spot_check(self, index: Any, embedder_id: str, file_ids: np.ndarray) -> bool:
-        """Whether the index's newest vector equals SQLite's row of that id (catches a reused id)."""
+        """Whether the index's newest vector equals SQLite's row of that id (catches a reused id).
+
+        An approximate index keeps 8-bit vectors: the same row then has a cosine of about 0.9999.
+        """
         if len(file_ids) == 0:
             return True
         last = int(file_ids[-1])
         row = self._db.execute("SELECT vector FROM vectors WHERE id = ?", (last,)).fetchone()
         stored = np.frombuffer(row[0], dtype="<f2").astype(np.float32)
-        return stored.shape == (index.d,) and np.array_equal(index.reconstruct(last), stored)
+        if stored.shape != (index.d,):
+            return False
+        found = index.reconstruct(last)
+        if _index_kind(index)[0] == "flat":
+            return np.array_equal(found, stored)
+        norms = float(np.linalg.norm(found) * np.linalg.norm(stored))
+        return norms > 0 and float(found @ stored) >= 0.99 * norms
 
     def _build_index(self, embedder_id: str, dim: int) -> _Index:
         count, _ = self._extent(embedder_id)
         entry = _Index(_new_index(dim, count), dim, 0, {})
+        if not entry.index.is_trained:
+            entry.index.train(self._training_sample(embedder_id, dim, entry.index))
         self._append_rows(entry, embedder_id)
         return entry
+
+    def _training_sample(self, embedder_id: str, dim: int, index: Any) -> np.ndarray:
+        """A fixed-seed random sample of the embedder's vectors, as many as the index trains on."""
+        import faiss
+
+        ivf = faiss.extract_index_ivf(index)
+        size = int(ivf.nlist) * int(ivf.cp.max_points_per_centroid)
+        ids = np.fromiter(
+            (r[0] for r in self._db.execute("SELECT id FROM vectors WHERE embedder = ?", (embedder_id,))),
+            dtype=np.int64,
+        )
+        if len(ids) > size:
+            ids = np.sort(np.random.default_rng(0).choice(ids, size, replace=False))
+        blobs = [
+            row[0]
+            for start in range(0, len(ids), _IN_CHUNK)
+            for row in self._db.execute(
+                "SELECT vector FROM vectors WHERE id IN ({}) ORDER BY id".format(
+                    ",".join("?" * len(ids[start:start + _IN_CHUNK]))
+                ),
+                ids[start:start + _IN_CHUNK].tolist(),
+            )
+        ]
+        return np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(blobs), dim).astype(np.float32)
 
     def _append_rows(self, entry: _Index, embedder_id: str) -> None:
         for ids, sha1s, matrix in self._vector_rows(embedder_id, entry.dim, after_id=entry.max_id):
@@ -688,10 +853,28 @@ class EmbeddingStore:
             entry.max_id = int(ids[-1])
 
     def _save_index(self, embedder_id: str, entry: _Index) -> None:
-        """Replace the index file atomically (caller holds the lock)."""
+        """Replace the index file atomically (caller holds the lock), streamed: no copy in memory."""
         import faiss
 
-        _atomic_write(self.index_path(embedder_id), faiss.serialize_index(entry.index))
+        def write(f: Any) -> None:
+            failed: list[OSError] = []
+
+            def sink(chunk: bytes) -> None:
+                try:
+                    f.write(chunk)
+                except OSError as exc:  # FAISS would report it as a bare RuntimeError
+                    failed.append(exc)
+                    raise
+
+            try:
+                faiss.write_index(entry.index, faiss.PyCallbackIOWriter(sink))
+            except RuntimeError:
+                if failed:
+                    raise failed[0] from None
+                raise
+
+        _atomic_write(self.index_path(embedder_id), write)
+        entry.saved, entry.deferred = entry.ntotal, False
 
     def _move_corrupt_index(self, path: Path, signature: tuple[int, ...], exc: BaseException) -> None:
         """Move an unreadable index file aside, unless a writer replaced it meanwhile."""
@@ -874,18 +1057,39 @@ class EmbeddingStore:
 
 
 def _atomic_write(path: Path, data: Any) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it over `path`."""
+    """Write bytes (or what `data(file)` writes) to a temporary file beside `path`, then rename it over `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(memoryview(data))
+            if callable(data):
+                data(f)
+            else:
+                f.write(memoryview(data))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise _os_store_error(exc, path, "write") from exc
+        if isinstance(exc, OSError):
+            raise _os_store_error(exc, path, "write") from exc
+        raise
+
+
+@contextlib.contextmanager
+def _faiss_threads(n: int | None) -> Iterator[None]:
+    """FAISS's OpenMP thread count set to `n` for the block (None: left alone)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if n is None or n == before:
+        yield
+        return
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _os_store_error(exc: OSError, path: Path, action: str) -> StoreError:

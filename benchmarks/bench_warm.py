@@ -1,0 +1,181 @@
+"""Warm rebuild: `mkdocs build` of the generated site with every image already in the store, with the
+plugin against the same site without it; also the warm path through Engine.classify and the CLI.
+
+    python benchmarks/bench_warm.py                   # 1000 images, 5 warm builds of each
+    python benchmarks/bench_warm.py --images 100 --repeat 3
+
+First one cold build with the plugin fills the store (its time and peak memory are reported too).
+Then plain and plugin builds alternate, each in a fresh process (what `mkdocs build` costs a user,
+interpreter start included); the table gives the median wall time of each and their ratio. Each
+build also reports which heavy modules it imported: a warm build must import neither torch nor
+faiss. Peak memory is the process's maximum resident set (getrusage of the child).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, median, save_results, table  # noqa: E402
+from sitegen import make_site  # noqa: E402
+
+HEAVY = ("torch", "faiss", "sklearn", "skops", "open_clip", "timm")
+
+
+def run(argv: list[str]) -> tuple[float, dict]:
+    """(wall seconds, the JSON line it printed) of a child process; children report their own peak RSS."""
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_once(config: str) -> dict:
+    """Child process: one `mkdocs build`, as the CLI does it, then what it imported and its peak RSS."""
+    import logging
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    from common import proc_status
+
+    logging.getLogger("mkdocs").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    cfg = load_config(config_file=config)
+    cfg.plugins.on_startup(command="build", dirty=False)
+    try:
+        build(cfg)
+    finally:
+        cfg.plugins.on_shutdown()
+    return {
+        "build_seconds": time.perf_counter() - start,
+        "peak_rss_mb": proc_status("VmHWM") / 2**20,
+        "imported": [m for m in HEAVY if m in sys.modules],
+    }
+
+
+def classify_once(store: str, folder: str) -> dict:
+    """Child process: the `invertornot-ssg classify` CLI on a folder, then what it imported."""
+    import contextlib
+    import io
+
+    from invertornot_ssg.cli import main
+
+    from common import proc_status
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["classify", "--json", "--store", store, folder])
+    return {
+        "rc": rc,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": proc_status("VmHWM") / 2**20,
+        "imported": [m for m in HEAVY if m in sys.modules],
+    }
+
+
+def child(*args: str) -> list[str]:
+    return [sys.executable, __file__, *args]
+
+
+def have_mkdocs_plugin() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "invertornot" for ep in entry_points(group="mkdocs.plugins"))
+
+
+def measure_pair(a: list[str], b: list[str], repeat: int) -> tuple[list[dict], list[dict]]:
+    """Alternate a and b `repeat` times (after one warm-up of each); their JSON lines + wall time."""
+    out_a, out_b = [], []
+    for i in range(repeat + 1):
+        for argv, out in ((a, out_a), (b, out_b)):
+            seconds, row = run(argv)
+            row["wall_seconds"] = seconds
+            if i:  # the first round warms the page cache
+                out.append(row)
+    return out_a, out_b
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="keep the store of an earlier run: no cold builds")
+    parser.add_argument("--build-once", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--classify-once", nargs=2, metavar=("STORE", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.build_once:
+        print(json.dumps(build_once(args.build_once)))
+        return 0
+    if args.classify_once:
+        print(json.dumps(classify_once(*args.classify_once)))
+        return 0
+    if args.noop:  # the CLI's floor: interpreter, imports of the CLI module, nothing classified
+        from common import proc_status
+        import invertornot_ssg.cli  # noqa: F401
+
+        print(json.dumps({"peak_rss_mb": proc_status("VmHWM") / 2**20, "imported": []}))
+        return 0
+
+    site = DATA / f"site-{args.images}"
+    make_site(site, args.images)
+    store = site / ".invertornot"
+    rows, raw = [], {}
+    reuse = args.reuse and store.is_dir()
+    if not reuse:
+        shutil.rmtree(store, ignore_errors=True)
+        (site / "invertornot.yml").unlink(missing_ok=True)
+
+    if have_mkdocs_plugin():
+        plain, plugin = child("--build-once", str(site / "mkdocs-plain.yml")), child("--build-once", str(site / "mkdocs.yml"))
+        if not reuse:
+            seconds, cold = run(plugin)
+            raw["mkdocs_cold"] = {**cold, "wall_seconds": seconds}
+            rows.append(["mkdocs build, plugin, cold (embeds every image)", f"{seconds:.1f} s", "",
+                         f"{cold['peak_rss_mb']:.0f} MB", ", ".join(cold["imported"])])
+        plains, plugins = measure_pair(plain, plugin, args.repeat)
+        raw["mkdocs_plain"], raw["mkdocs_plugin_warm"] = plains, plugins
+        p, w = median(r["wall_seconds"] for r in plains), median(r["wall_seconds"] for r in plugins)
+        rows.append(["mkdocs build, no plugin", f"{p:.2f} s", "1.00",
+                     f"{median(r['peak_rss_mb'] for r in plains):.0f} MB", ", ".join(plains[-1]["imported"]) or "none"])
+        rows.append(["mkdocs build, plugin, warm", f"{w:.2f} s", f"{w / p:.2f}",
+                     f"{median(r['peak_rss_mb'] for r in plugins):.0f} MB", ", ".join(plugins[-1]["imported"]) or "none"])
+        raw["mkdocs_ratio"] = w / p
+    else:
+        print("the MkDocs plugin is not installed (no 'invertornot' mkdocs.plugins entry point):"
+              " measuring the CLI only", file=sys.stderr)
+
+    folder = str(site / "docs" / "img")
+    cli_store = str(DATA / f"cli-store-{args.images}")
+    if not (reuse and Path(cli_store).is_dir()):
+        shutil.rmtree(cli_store, ignore_errors=True)
+        seconds, cold = run(child("--classify-once", cli_store, folder))
+        raw["cli_cold"] = {**cold, "wall_seconds": seconds}
+        rows.append(["invertornot-ssg classify, cold", f"{seconds:.1f} s", "",
+                     f"{cold['peak_rss_mb']:.0f} MB", ", ".join(cold["imported"])])
+    noops, warms = measure_pair(child("--noop"), child("--classify-once", cli_store, folder), args.repeat)
+    raw["cli_noop"], raw["cli_warm"] = noops, warms
+    n, w = median(r["wall_seconds"] for r in noops), median(r["wall_seconds"] for r in warms)
+    rows.append(["python + import of the CLI, nothing classified", f"{n:.2f} s", "1.00",
+                 f"{median(r['peak_rss_mb'] for r in noops):.0f} MB", "none"])
+    rows.append([f"invertornot-ssg classify, warm ({args.images} images)", f"{w:.2f} s", f"{w / n:.2f}",
+                 f"{median(r['peak_rss_mb'] for r in warms):.0f} MB", ", ".join(warms[-1]["imported"]) or "none"])
+    raw["cli_warm_classify_ms_per_image"] = median(r["seconds"] for r in warms) / args.images * 1e3
+
+    print(table(["run", "wall (median)", "ratio", "peak RSS", "heavy modules imported"], rows))
+    print(f"\nwarm classify inside the CLI: {raw['cli_warm_classify_ms_per_image']:.2f} ms per image")
+    save_results("warm", {"images": args.images, "repeat": args.repeat, **raw})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
