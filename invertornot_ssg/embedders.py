@@ -203,7 +203,7 @@ class Embedder(ABC):
 
         show = self.progress and len(images) > PROGRESS_MIN_IMAGES
         with tqdm(total=len(images), desc=f"embedding ({self.id})", unit="img", file=sys.stderr,
-                  disable=not show, leave=False) as bar:
+                  disable=None if show else True, leave=False) as bar:  # None: off when not a terminal (CI logs)
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start:start + self.batch_size]
                 out[start:start + len(chunk)] = self.forward(self.preprocess(chunk))
