@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvertOrNotError
+from .fileio import atomic_write
 
 # skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
@@ -75,7 +76,7 @@ def save_head(head: Head, path: Path) -> Head:
             "stat_names": list(head.stat_names),
             **head.metadata,
         }
-        _atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a head is shipped and shared like any file
         os.replace(tmp, path)
     finally:
@@ -114,16 +115,3 @@ def load_head(path: Path) -> Head:
         version=sidecar["version"],
     )
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

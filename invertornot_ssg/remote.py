@@ -19,16 +19,13 @@ Only a cache that cannot be written (full disk, read-only store) raises `StoreEr
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import ipaddress
 import json
 import logging
-import os
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +36,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from . import __version__
 from .errors import StoreError
+from .fileio import atomic_write, write_error_detail
 
 REMOTE_DIR = "remote"  # folder of the cache inside the store
 MAX_BYTES = 20 * 2**20  # no image on a documentation page is this big
@@ -198,15 +196,10 @@ class RemoteFetcher:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             file = self.cache_dir / name
             if not (file.is_file() and file.stat().st_size == len(data)):
-                _atomic_write(file, data)
-            _atomic_write(self._entry_path(url), (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+                atomic_write(file, data)
+            atomic_write(self._entry_path(url), (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                detail = "the disk is full; free some space or point `store` elsewhere"
-            elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                detail = "not writable; check permissions or point `store` elsewhere"
-            else:
-                detail = exc.strerror or str(exc)
+            detail = write_error_detail(exc)
             raise StoreError(f"cannot write the remote image cache {self.cache_dir}: {detail} ({exc})") from exc
         return file
 
@@ -493,19 +486,3 @@ def _describe(data: bytes) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n} bytes"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

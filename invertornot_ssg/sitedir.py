@@ -12,7 +12,6 @@ import logging
 import os
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .css import STYLESHEET_NAME, stylesheet
 from .engine import Engine, ImageResult
+from .fileio import atomic_write
 from .htmlrewrite import ClassNames, find_images, link_stylesheet
 from .pages import PageBatch, Resolved, Resolver
 
@@ -167,34 +167,6 @@ def base_href(html: str) -> str | None:
 
 
 # -- writing ------------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once (temp file beside it, fsync, os.replace); keeps its mode."""
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_stylesheet(root: Path, css: str, name: str = STYLESHEET_NAME) -> bool:

@@ -19,7 +19,6 @@ corrupt file is moved aside (`*.corrupt-<timestamp>`) with a warning and rebuilt
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -28,7 +27,6 @@ import re
 import sqlite3
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -38,6 +36,7 @@ from filelock import FileLock, Timeout
 
 from . import __version__
 from .errors import StoreError
+from .fileio import atomic_write, write_error_detail
 
 SCHEMA_VERSION = 1
 DB_NAME = "store.sqlite"
@@ -1057,23 +1056,11 @@ class EmbeddingStore:
 
 
 def _atomic_write(path: Path, data: Any) -> None:
-    """Write bytes (or what `data(file)` writes) to a temporary file beside `path`, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    """fileio.atomic_write, with an OSError turned into a StoreError naming the path."""
     try:
-        with open(tmp, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(memoryview(data))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise _os_store_error(exc, path, "write") from exc
-        raise
+        atomic_write(path, data)
+    except OSError as exc:
+        raise _os_store_error(exc, path, "write") from exc
 
 
 @contextlib.contextmanager
@@ -1093,13 +1080,7 @@ def _faiss_threads(n: int | None) -> Iterator[None]:
 
 
 def _os_store_error(exc: OSError, path: Path, action: str) -> StoreError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        detail = "the disk is full; free some space or point `store` elsewhere"
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        detail = "not writable; check permissions or point `store` elsewhere"
-    else:
-        detail = exc.strerror or str(exc)
-    return StoreError(f"cannot {action} {path}: {detail} ({exc})")
+    return StoreError(f"cannot {action} {path}: {write_error_detail(exc)} ({exc})")
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

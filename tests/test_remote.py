@@ -543,7 +543,7 @@ def test_cache_that_cannot_be_written_is_a_store_error(
     def full(path, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(remote, "_atomic_write", full)
+    monkeypatch.setattr(remote, "atomic_write", full)
     with pytest.raises(StoreError, match=r"cannot write the remote image cache .*remote: the disk is full"):
         fetcher(tmp_path, trusted=LOOPBACK).fetch(server.url("/a.png"))
 

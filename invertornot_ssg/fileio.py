@@ -1,0 +1,46 @@
+"""Writing files so that a crash or a full disk never leaves half a file behind."""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Replace `path` with `data` (bytes, or what `data(file)` writes) all at once: a temporary
+    file beside it, fsync, os.replace. Keeps the mode of the file it replaces."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_error_detail(exc: OSError, where: str = "`store`") -> str:
+    """What a failed write means for the user, for the common causes."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full; free some space or point {where} elsewhere"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"not writable; check permissions or point {where} elsewhere"
+    return exc.strerror or str(exc)
