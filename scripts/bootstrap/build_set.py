@@ -42,7 +42,7 @@ def _dest_stem(cache: Path, c: Candidate) -> Path:
         name = f"{Path(base).stem}-p{page}"
     else:
         name = Path(base.replace("#", "-")).stem
-    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:48]
+    tail = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:48]  # no dots: with_suffix() must not eat the hash
     h = hashlib.sha1(key.encode()).hexdigest()[:8]
     return cache / "images" / re.sub(r"[^A-Za-z0-9._-]+", "_", c.source) / f"{tail}__{h}"
 
@@ -84,7 +84,7 @@ def load_corrections(path: Path = CORRECTIONS) -> list[dict]:
 def load_reviewed(path: Path = REVIEWED) -> set[str]:
     if not path.exists():
         return set()
-    return {ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    return {tok for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#") for tok in ln.split()}
 
 
 def apply_review(rows: list[dict], corrections: list[dict], reviewed: set[str]) -> tuple[int, int]:

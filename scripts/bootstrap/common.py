@@ -164,14 +164,19 @@ def stats(im: Image.Image) -> dict:
     }
 
 
+FIGURES = {"plot", "diagram", "text", "screenshot", "music"}
+
+
 def guess(st: dict, figure_category: str, photo_category: str = "photo") -> tuple[str, str]:
     """Per-image heuristic for mixed sources -> (category, label). Always verified by eye."""
     if st["transparent"] > 0.25:
+        # figures of doc packages saved with a transparent background keep their figure category
+        line_cat = figure_category if figure_category in FIGURES else "lineart"
         if st["sat"] < 0.12 and st["lum"] < 0.55:
-            return "lineart", "invert"
+            return line_cat, "invert"
         if st["light"] > 0.6 and st["sat"] < 0.12:
-            return "lineart", "invert"      # white-filled clipart with outlines
-        return "icon", "keep"
+            return line_cat, "invert"      # white-filled clipart with outlines
+        return ("heatmap" if figure_category == "plot" else photo_category if photo_category != "photo" else "icon"), "keep"
     if st["lum"] < 0.3 or st["dark"] > 0.55:
         return "dark", "keep"
     if st["light"] > 0.5 and st["mode_share"] > 0.4 and st["sat_hi"] < 0.3:

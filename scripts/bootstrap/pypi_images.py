@@ -6,7 +6,7 @@ import importlib
 from importlib import metadata
 from pathlib import Path
 
-from common import MIN_SIDE, Candidate, load_raster, log
+from common import Candidate, load_raster, log
 
 # file -> (category, label); None = per-image heuristic, then viewed
 SKIMAGE = {

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     index = out / "sheets.tsv"
     if a.mark_viewed is not None:
-        files = [ln.split("\t")[2] for ln in index.read_text().splitlines()
+        files = [f"{ln.split(chr(9))[3]} {ln.split(chr(9))[2]}" for ln in index.read_text().splitlines()
                  if ln.split("\t")[0] in set(a.mark_viewed)]
         with (HERE / "reviewed.txt").open("a") as f:
             f.writelines(x + "\n" for x in files)
