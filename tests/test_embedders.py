@@ -1,5 +1,6 @@
 """Embedders with the real models: ImageNet sanity of the EfficientNet-Lite0 weights, vector hygiene,
 open_clip loading (random, checkpoint file, cached tag) and the errors that say how to get weights."""
+import io
 import os
 import subprocess
 import sys
@@ -187,13 +188,21 @@ def test_preprocess_and_forward_compose_to_embed(lite0):
 
 
 @pytest.mark.slow
-def test_progress_bar_only_above_a_handful(lite0, capsys, monkeypatch):
+def test_progress_bar_on_a_terminal_above_a_handful(lite0, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     monkeypatch.setattr(lite0, "progress", True)
-    lite0.embed([diagram((32, 32))] * 3)
-    assert capsys.readouterr().err == ""
+    for stream, count, shown in [(Terminal(), 3, False), (Terminal(), 10, True), (io.StringIO(), 10, False)]:
+        monkeypatch.setattr(sys, "stderr", stream)  # CI logs are not terminals: no bar there
+        lite0.embed([diagram((32, 32))] * count)
+        assert ("embedding (efficientnet-lite0)" in stream.getvalue()) == shown, (count, stream)
+    monkeypatch.setattr(lite0, "progress", False)
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
     lite0.embed([diagram((32, 32))] * 10)
-    captured = capsys.readouterr()
-    assert "embedding (efficientnet-lite0)" in captured.err and captured.out == ""
+    assert stream.getvalue() == ""
 
 
 # -- open_clip ------------------------------------------------------------------------------
