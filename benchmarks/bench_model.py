@@ -1,9 +1,11 @@
 """Model load time, memory and batch size: importing torch, building the embedder, the first
 batch, then the bare forward rate at that batch size; each in a fresh process (what a cold build
-pays before its first image), repeated; medians.
+pays before its first image), repeated; medians. Then the head: what a warm build reads (its
+sidecar, checked against the file's digest) and what a build that decides new images loads
+(skops, scikit-learn, the forest).
 
-    python benchmarks/bench_model.py                                    # batch 32, both models
-    python benchmarks/bench_model.py --batches 8 16 32 64 --models efficientnet-lite0
+    python benchmarks/bench_model.py                                    # batches 8 and 32, both models
+    python benchmarks/bench_model.py --batches 4 8 16 32 --models efficientnet-lite0
 
 Peak memory of whole builds (cold and warm) is bench_warm.py's.
 """
@@ -59,13 +61,32 @@ def load_once(model: str, batch: int) -> dict:
     }
 
 
+def head_once() -> dict:
+    """Child process: reading the shipped head's sidecar, then loading the head itself."""
+    from invertornot_ssg import shipped
+    from invertornot_ssg.head import load_head, read_head_info
+
+    start = time.perf_counter()
+    info = read_head_info(shipped.default_head_path("efficientnet-lite0"))
+    t_info = time.perf_counter()
+    rss_info = proc_status("VmRSS")
+    load_head(info)
+    return {"read_sidecar_s": t_info - start, "load_head_s": time.perf_counter() - t_info,
+            "rss_after_sidecar_mb": rss_info / 2**20, "peak_rss_mb": proc_status("VmHWM") / 2**20,
+            "imported_torch": "torch" in sys.modules}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["efficientnet-lite0", "clip:ViT-B-32"])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batches", type=int, nargs="+", default=[32])
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--load-once", metavar="MODEL", help=argparse.SUPPRESS)
+    parser.add_argument("--head-once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.head_once:
+        print(json.dumps(head_once()))
+        return 0
     if args.load_once:
         print(json.dumps(load_once(args.load_once, args.batches[0])))
         return 0
@@ -84,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
                          f"{m['rss_after_model_mb']:.0f} MB", f"{m['peak_rss_mb']:.0f} MB"])
     print(table(["model", "batch", "import torch", "load model", "first batch", "forward (img/s)",
                  "RSS after load", "peak RSS"], rows))
+    heads = [json.loads(subprocess.run([sys.executable, __file__, "--head-once"], capture_output=True, text=True,
+                                       check=True).stdout.strip().splitlines()[-1]) for _ in range(args.repeat)]
+    raw["head"] = heads
+    h = {key: median(r[key] for r in heads) for key in heads[0] if key != "imported_torch"}
+    print()
+    print(table(["shipped head (efficientnet-lite0)", "time", "RSS"], [
+        ["read the sidecar, check the digest (every build)", f"{h['read_sidecar_s'] * 1e3:.0f} ms",
+         f"{h['rss_after_sidecar_mb']:.0f} MB"],
+        ["import skops + scikit-learn, load the forest (builds that decide new images)",
+         f"{h['load_head_s']:.2f} s", f"{h['peak_rss_mb']:.0f} MB peak"],
+    ]))
     save_results("model", {"runs": raw})
     return 0
 

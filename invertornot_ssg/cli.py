@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--overrides", dest="overrides_files", action="append", default=None, metavar="FILE",
                          help="overrides YAML with human labels (repeatable; default: invertornot.yml)")
     retrain.add_argument("--no-bootstrap", action="store_true", help="train on the given labels alone")
+    retrain.add_argument("--no-augment", action="store_true",
+                         help="no augmented copies (a flip, turn, crop or tint of each labeled image)")
     retrain.add_argument("--output", default="", help="write the head here (default: the store, for this site)")
     _add_common(retrain, overrides=False)
     retrain.set_defaults(run=run_retrain)
@@ -153,7 +155,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_retrain(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .training import retrain
+    from .training import report_lines, retrain
 
     files = [Path(f) for f in (args.overrides_files or [Settings().overrides])]
     missing = [str(f) for f in files if not f.is_file()]
@@ -163,14 +165,11 @@ def run_retrain(args: argparse.Namespace) -> int:
     # The head is saved per overrides file in the (shared) store: name the first one as the site.
     engine = Engine(_settings(args, overrides=str(files[0]), write_overrides=False), Path.cwd(), logger=log)
     head, report = retrain(engine, files, bootstrap=not args.no_bootstrap,
-                           output=Path(args.output) if args.output else None, log=log)
-    cv, train, site = report["cv"], report["training"], report["training_site"]
-    print(f"samples: {report['samples']} ({report['site_samples']} from the site, "
-          f"{report['bootstrap_samples']} bootstrap)")
-    print(f"cross-validated ({cv['scheme']}): accuracy {cv['accuracy']:.1%}, "
-          f"recall invert {cv['recall_invert']:.1%}, recall keep {cv['recall_keep']:.1%}")
-    print(f"training accuracy: {train['accuracy']:.1%} (site labels: {site['accuracy']:.1%})")
+                           output=Path(args.output) if args.output else None, log=log, augment=not args.no_augment)
+    for line in report_lines(report):
+        print(line)
     print(f"saved head {head.version} for {head.embedder_id} to {args.output or engine.site_head_path()}")
+    site = report["training_site"]
     if site["n"] and site["accuracy"] < 1.0:
         log.warning("the head disagrees with some site labels; those images still get their label "
                     "(overrides and duplicate lookup win over the head)")

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "efficientnet-lite0"
 PROGRESS_MIN_IMAGES = 8  # embed() shows a progress bar above this many images
+# Images per forward pass. On CPU small batches are faster per image (activations stay in cache):
+# EfficientNet-Lite0 on 2 threads ran ~42 img/s at 4-8 against ~30 at 32; ViT-B-32 is flat
+# from 8 to 32 (benchmarks/README.md).
+FORWARD_BATCH = 8
 HUB_PROBE_TIMEOUT = 5.0  # seconds to wait for a TCP connection to the Hugging Face Hub
 
 VALID_FORMS = (
@@ -102,6 +106,33 @@ def embedder_id(model_id: str) -> str:
     return _parse(model_id).id
 
 
+def input_side(model_id: str) -> int:
+    """The longer side of the model's input in pixels, without importing torch or open_clip.
+
+    The engine decodes images just large enough for this (decoding is half a cold build's CPU).
+    An open_clip architecture whose config cannot be read gets MAX_INPUT_SIDE, which is always enough.
+    """
+    spec = _parse(model_id)
+    if spec.kind == DEFAULT_MODEL:
+        return 224
+    import importlib.util
+    import json
+
+    try:
+        found = importlib.util.find_spec("open_clip")
+        for folder in (found.submodule_search_locations or []) if found else []:
+            config = Path(folder) / "model_configs" / f"{spec.arch}.json"
+            if config.is_file():
+                size = json.loads(config.read_text(encoding="utf-8"))["vision_cfg"].get("image_size", 224)
+                return int(max(size) if isinstance(size, (list, tuple)) else size)
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        pass
+    return MAX_INPUT_SIDE
+
+
+MAX_INPUT_SIDE = 512
+
+
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -165,8 +196,11 @@ class Embedder(ABC):
     dim: int
     mean: tuple[float, ...]  # per-channel normalisation of the model input
     std: tuple[float, ...]
+    # A forward pass that costs about as much CPU as decoding the image: the engine then gives
+    # decoding cores of its own. A costlier model gets every core (benchmarks/README.md).
+    light: bool = False
 
-    def __init__(self, id: str, dim: int, batch_size: int = 32, progress: bool = True):
+    def __init__(self, id: str, dim: int, batch_size: int = FORWARD_BATCH, progress: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.id = id
@@ -238,10 +272,11 @@ class EfficientNetLite0Embedder(Embedder):
     package; the vector is the pooled 1280-d feature before the classifier."""
 
     size = 224
+    light = True  # ~40 ms of CPU an image, as much as decoding a photo
     mean = (0.5, 0.5, 0.5)  # a TensorFlow port: inputs scaled to [-1, 1]
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, batch_size: int = 32, progress: bool = True):
+    def __init__(self, batch_size: int = FORWARD_BATCH, progress: bool = True):
         self.model = _load_efficientnet_lite0()
         super().__init__(DEFAULT_MODEL, int(self.model.num_features), batch_size, progress)
 
@@ -332,7 +367,7 @@ def _map_by_order(source: dict, target: dict, path: Path) -> dict:
 class ClipEmbedder(Embedder):
     """An open_clip model's image features (`encode_image`), L2-normalised."""
 
-    def __init__(self, spec: _Spec, model, batch_size: int = 32, progress: bool = True):
+    def __init__(self, spec: _Spec, model, batch_size: int = FORWARD_BATCH, progress: bool = True):
         import open_clip
 
         self.model = model.eval()
@@ -525,7 +560,7 @@ def _create_from_file_with_tag_cfg(open_clip, spec: _Spec, checkpoint: str, pret
 def get_embedder(
     model_id: str,
     cache_dir: Path | None = None,
-    batch_size: int = 32,
+    batch_size: int = FORWARD_BATCH,
     progress: bool = True,
     logger: logging.Logger | None = None,
 ) -> Embedder:

@@ -16,10 +16,10 @@ import numpy as np
 
 from . import shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human
-from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, id_slug
+from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, id_slug, input_side
 from .embedders import embedder_id as canonical_embedder_id
 from .errors import ConfigError
-from .head import Head, HeadError, load_head
+from .head import Head, HeadError, HeadInfo, load_head, read_head_info
 from .images import (
     ImageError,
     LoadedImage,
@@ -34,8 +34,24 @@ from .settings import Settings
 from .store import EmbeddingStore, ImageRecord
 
 EMBED_BATCH = 32  # images per model batch and per store write
-# Worker threads that decode and prepare images beside the model (see benchmarks/README.md).
-DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Images are decoded to fit this many pixels (or the model's input side, if larger): enough for the
+# model, the statistics (128 px) and the perceptual hash (32 px), and decoding a large JPEG at
+# 1/8 scale instead of 1/4 took a cold build's preparation from ~60 to ~40 ms an image.
+WORK_SIDE = 256
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # a container's or taskset's share, not the host's
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# The cores are split between the model and the threads that decode and prepare images for it:
+# on a CPU, preparing an image costs about as much as its forward pass, and threads beyond the
+# cores only contend (benchmarks/README.md has the measurements behind this split).
+DECODE_THREADS = max(1, min(4, _usable_cpus() // 2))
+MODEL_THREADS: int | None = None  # torch threads while embedding; None: see Engine._set_model_threads
 
 
 def _file_signature(path: Path) -> tuple[int, int, int] | None:
@@ -105,13 +121,17 @@ class Engine:
         self.overrides_path = self.resolve(settings.overrides) if settings.overrides else None
         self.background = parse_color(settings.background)
         self.embedder_id = canonical_embedder_id(settings.model)
+        self.work_side = max(WORK_SIDE, input_side(settings.model))
         self.thresholds = Thresholds(threshold=settings.threshold, unsure=settings.unsure)
         self._store: EmbeddingStore | None = None
         self._embedder = None
-        self._head: Head | None | bool = False  # False: not looked for yet
+        self._head_info: HeadInfo | None | bool = False  # False: not looked for yet
+        self._head_signature: tuple = ()  # of the head files when head_info was read
+        self._head: Head | None | bool = False  # False: not loaded yet
         self._bootstrap: LabeledSet | None | bool = False
         self._loaded_overrides: tuple[tuple[int, int, int] | None, Overrides] | None = None  # see record
         self.embedded = 0  # images embedded by the last classify()
+        self._threads_before: int | None = None  # torch's thread count to restore after embedding
 
     def resolve(self, path: str) -> Path:
         p = Path(os.path.expanduser(path))
@@ -124,40 +144,67 @@ class Engine:
         return self._store
 
     @property
+    def head_info(self) -> HeadInfo | None:
+        """The head this site uses, from its sidecar: cheap, so a warm build never loads a model.
+
+        Looked up again when a candidate file changed, so `retrain` during `mkdocs serve` takes
+        effect on the next rebuild."""
+        signature = tuple(_file_signature(p) for p in self._head_candidates() for p in (p, p.with_suffix(".json")))
+        if self._head_info is False or signature != self._head_signature:
+            self._head_info = self._find_head_info()
+            self._head_signature = signature
+            if isinstance(self._head, Head) and (self._head_info is None or self._head.version != self._head_info.version):
+                self._head = False
+        return self._head_info  # type: ignore[return-value]
+
+    def _head_candidates(self) -> list[Path]:
+        if self.settings.head:
+            return [self.resolve(self.settings.head)]
+        return [self.site_head_path(), shipped.default_head_path(self.embedder_id)]
+
+    @property
     def head(self) -> Head | None:
+        """The head's model, loaded on first use (importing skops and scikit-learn takes seconds)."""
         if self._head is False:
-            self._head = self._find_head()
+            info = self.head_info
+            try:
+                self._head = load_head(info) if info else None
+            except HeadError as exc:
+                if self.settings.head:
+                    raise ConfigError(f"head: {exc}") from None
+                self.log.warning("%s; deciding without it", exc)
+                self._head = None
         return self._head  # type: ignore[return-value]
 
     @property
     def version(self) -> str:
-        head = self.head
-        return f"{self.embedder_id}+{head.version if head else 'no-head'}"
+        info = self.head_info
+        return f"{self.embedder_id}+{info.version if info else 'no-head'}"
 
     def site_head_path(self) -> Path:
         """Where `retrain` saves this site's head in the (shared) store: one per overrides file."""
         site = hashlib.sha1(str(self.overrides_path or self.base_dir).encode()).hexdigest()[:8]
         return self.store.heads_dir / f"head-{id_slug(self.embedder_id)}-{site}.skops"
 
-    def _find_head(self) -> Head | None:
+    def _find_head_info(self) -> HeadInfo | None:
         if self.settings.head:
             path = self.resolve(self.settings.head)
             try:
-                head = load_head(path)
+                info = read_head_info(path)
             except HeadError as exc:
                 raise ConfigError(f"head: {exc}") from None
-            if head.embedder_id != self.embedder_id:
-                raise ConfigError(f"head: {path} was trained for {head.embedder_id}, not {self.embedder_id}")
-            return head
-        for path in (self.site_head_path(), shipped.default_head_path(self.embedder_id)):
+            if info.embedder_id != self.embedder_id:
+                raise ConfigError(f"head: {path} was trained for {info.embedder_id}, not {self.embedder_id}")
+            return info
+        for path in self._head_candidates():
             if path.is_file():
                 try:
-                    head = load_head(path)
+                    info = read_head_info(path)
                 except HeadError as exc:
                     self.log.warning("%s; deciding without it", exc)
                     continue
-                if head.embedder_id == self.embedder_id:
-                    return head
+                if info.embedder_id == self.embedder_id:
+                    return info
         return None
 
     def bootstrap(self) -> LabeledSet | None:
@@ -341,7 +388,8 @@ class Engine:
                 nb = (sims[j], rows[j]) if len(labeled) else None
                 d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
-            self.store.put_decisions(cache_key, new)
+            if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
+                self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
 
@@ -350,16 +398,19 @@ class Engine:
 
         Worker threads decode, composite, describe (phash, statistics) and fit each image to the
         model input a window ahead, while this thread runs the model on full batches and writes
-        the store; the model itself loads in the background while the first images decode.
+        the store; the model, then the head, load in the background while the first images decode.
         """
         items = list(dict(items).items())  # one path per sha1
         if not items:
             return {}
         errors: dict[str, str] = {}
         loader = loading = None
+        self._threads_before = None
         if self._embedder is None:
             loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-model")
-            loading = loader.submit(self._load_embedder)
+            loading = loader.submit(self.load_embedder)
+            if self._head is False:  # needed next, and importing scikit-learn takes seconds
+                loader.submit(lambda: self.head)  # an error shows again when the head is used
         try:
             with self._progress(len(items)) as bar:
                 batch: list[tuple[str, _Prepared]] = []
@@ -380,9 +431,27 @@ class Engine:
         finally:
             if loader is not None:
                 loader.shutdown(wait=True)
+            if self._threads_before is not None:
+                import torch
+
+                torch.set_num_threads(self._threads_before)
         return errors
 
-    def _load_embedder(self):
+    def _set_model_threads(self, embedder: Embedder) -> None:
+        """A light model leaves the decode threads their cores while embedding; a heavy one keeps
+        torch's default of one thread per core (the user's OMP_NUM_THREADS always wins).
+
+        Called from the thread that runs the model: OpenMP thread counts are per calling thread."""
+        if MODEL_THREADS is None and ("OMP_NUM_THREADS" in os.environ or not embedder.light):
+            return
+        if self._threads_before is not None:
+            return
+        import torch
+
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(MODEL_THREADS or max(1, _usable_cpus() - DECODE_THREADS))
+
+    def load_embedder(self):
         if self._embedder is None:
             self.log.debug("loading embedder %s", self.embedder_id)
             self._embedder = get_embedder(self.settings.model, cache_dir=self.store_dir / "models")
@@ -415,7 +484,7 @@ class Engine:
 
     def _prepare(self, path: Path) -> _Prepared | ImageError:
         """Everything an image needs before the model (runs in a worker thread)."""
-        loaded = load_image(path, self.background)
+        loaded = load_image(path, self.background, )
         if isinstance(loaded, ImageError):
             return loaded
         embedder = self._embedder  # None while the model loads: the batch then fits the image
@@ -424,6 +493,7 @@ class Engine:
 
     def _embed_batch(self, batch: list[tuple[str, _Prepared]], embedder) -> None:
         if isinstance(embedder, Embedder):
+            self._set_model_threads(embedder)
             pixels = [p.pixels if p.pixels is not None else embedder.prepare(p.loaded.image) for _, p in batch]
             step = embedder.batch_size
             vectors = np.vstack([

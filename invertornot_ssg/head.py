@@ -67,8 +67,7 @@ def save_head(head: Head, path: Path) -> Head:
     os.close(fd)
     try:
         skops.io.dump(head.model, tmp)
-        digest = hashlib.sha1(Path(tmp).read_bytes()).hexdigest()[:10]
-        head.version = f"rf-{digest}"
+        head.version = content_version(Path(tmp).read_bytes())
         sidecar = {
             "version": head.version,
             "embedder": head.embedder_id,
@@ -85,10 +84,23 @@ def save_head(head: Head, path: Path) -> Head:
     return head
 
 
-def load_head(path: Path) -> Head:
-    """Load a head without running code from the file: unknown types are refused."""
-    import skops.io
+@dataclass(frozen=True)
+class HeadInfo:
+    """What a head's sidecar says, checked against the .skops file, without loading the model."""
 
+    path: Path
+    embedder_id: str
+    version: str
+    sidecar: dict[str, Any]
+
+
+def content_version(data: bytes) -> str:
+    """A head's version: a digest of its .skops bytes, so a replaced file is a new version."""
+    return f"rf-{hashlib.sha1(data).hexdigest()[:10]}"
+
+
+def read_head_info(path: Path) -> HeadInfo:
+    """The sidecar of a head, checked against the file's digest; cheap (no scikit-learn, no skops)."""
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
     try:
@@ -97,6 +109,28 @@ def load_head(path: Path) -> Head:
         raise HeadError(f"{sidecar_path}: missing; a head is the .skops file plus its .json sidecar") from None
     except (OSError, ValueError) as exc:
         raise HeadError(f"{sidecar_path}: unreadable ({exc})") from None
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("embedder"), str):
+        raise HeadError(f"{sidecar_path}: not a head sidecar (no `embedder`)")
+    try:
+        version = content_version(path.read_bytes())
+    except OSError as exc:
+        raise HeadError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if sidecar.get("version") != version:
+        # Cached decisions are keyed on the version: a .skops file swapped under an old sidecar
+        # would silently reuse decisions made by another model.
+        raise HeadError(
+            f"{path}: does not match its sidecar {sidecar_path.name} (version {sidecar.get('version')!r},"
+            f" file is {version}); copy a head's .skops and .json together"
+        )
+    return HeadInfo(path, sidecar["embedder"], version, sidecar)
+
+
+def load_head(path: Path | HeadInfo) -> Head:
+    """Load a head without running code from the file: unknown types are refused."""
+    import skops.io  # slow to import (several seconds): only when a model must actually run
+
+    info = path if isinstance(path, HeadInfo) else read_head_info(path)
+    path = info.path
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a damaged zip
@@ -104,14 +138,17 @@ def load_head(path: Path) -> Head:
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise HeadError(f"{path}: refusing to load types not on the allow-list: {', '.join(refused)}")
-    model = skops.io.load(path, trusted=list(untrusted))
+    try:
+        model = skops.io.load(path, trusted=list(untrusted))
+    except Exception as exc:  # e.g. saved by an incompatible scikit-learn
+        raise HeadError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    sidecar = info.sidecar
     metadata = {k: v for k, v in sidecar.items() if k not in ("version", "embedder", "use_embedding", "stat_names")}
     return Head(
         model=model,
-        embedder_id=sidecar["embedder"],
+        embedder_id=info.embedder_id,
         use_embedding=bool(sidecar.get("use_embedding", True)),
         stat_names=tuple(sidecar.get("stat_names", ())),
         metadata=metadata,
-        version=sidecar["version"],
+        version=info.version,
     )
-

@@ -5,6 +5,7 @@ import base64
 import errno
 import hashlib
 import io
+import math
 import os
 import re
 import stat
@@ -209,8 +210,10 @@ def _decode_raster(
                     f"{width}x{height} {fmt} has {width * height / 1e6:.0f} megapixels, over the"
                     f" {max_pixels / 1e6:g}-megapixel limit (a decompression bomb?)",
                 )
-            if fmt == "JPEG":  # let libjpeg decode at 1/2, 1/4 or 1/8 scale, still >= max_side
-                im.draft("RGB", (max_side, max_side))
+            fitted = _fitted_size(width, height, max_side)
+            if fmt == "JPEG" and fitted != (width, height):
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale, the smallest still covering the fitted size
+                im.draft("RGB", fitted)
             try:
                 im.load()
             except Image.DecompressionBombError:
@@ -222,6 +225,12 @@ def _decode_raster(
                 width, height = height, width
             upright = ImageOps.exif_transpose(im) if orientation != 1 else im
             return _to_rgb_or_rgba(upright), width, height, fmt
+
+
+def _fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size of an image scaled down (never up) to fit max_side, keeping its aspect ratio."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def _orientation(im: Image.Image) -> int:

@@ -648,23 +648,12 @@ def _some(keys: list[str], n: int = 5) -> str:
 
 def retrain_in_process(engine: Any, overrides_path: Path, bootstrap: bool, log: logging.Logger) -> dict:
     """`invertornot-ssg retrain` for this site, in this process; returns what the page shows."""
-    from .training import retrain
+    from .training import report_lines, retrain
 
     head, report = retrain(engine, [overrides_path], bootstrap=bootstrap, output=None, log=log)
-    cv, train, site = report["cv"], report["training"], report["training_site"]
     path = engine.site_head_path()
-    lines = [
-        f"samples: {report['samples']} ({report['site_samples']} from the site, {report['bootstrap_samples']} bootstrap)",
-        f"cross-validated ({cv['scheme']}): accuracy {_pct(cv['accuracy'])}, recall invert "
-        f"{_pct(cv['recall_invert'])}, recall keep {_pct(cv['recall_keep'])}",
-        f"training accuracy: {_pct(train['accuracy'])} (site labels: {_pct(site['accuracy'])})",
-        f"saved head {head.version} to {path}; rebuild the site to apply it",
-    ]
+    lines = [*report_lines(report), f"saved head {head.version} to {path}; rebuild the site to apply it"]
     return {"head": str(path), "version": head.version, "lines": lines, "report": report}
-
-
-def _pct(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
 
 
 def serve(

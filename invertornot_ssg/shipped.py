@@ -49,8 +49,14 @@ def load_bootstrap(embedder_id: str) -> LabeledSet | None:
     )
 
 
-def save_bootstrap(path: Path, sha1s, invert, sources, vectors, stats, phashes) -> None:
-    """Write the labeled set compactly (float16 vectors) for shipping, row-aligned with the manifest."""
+def save_bootstrap(path: Path, sha1s, invert, sources, vectors, stats, phashes,
+                   augmented_vectors=None, augmented_stats=None) -> None:
+    """Write the labeled set compactly (float16 vectors) for shipping, row-aligned with the manifest;
+    with one augmented copy of each image (what `retrain` trains on beside the originals)."""
+    extra = {}
+    if augmented_vectors is not None:
+        extra = {"augmented_vectors": np.asarray(augmented_vectors, dtype=np.float16),
+                 "augmented_stats": np.asarray(augmented_stats, dtype=np.float32)}
     np.savez_compressed(
         path,
         sha1=np.array(sha1s),
@@ -59,4 +65,5 @@ def save_bootstrap(path: Path, sha1s, invert, sources, vectors, stats, phashes) 
         vectors=np.asarray(vectors, dtype=np.float16),
         stats=np.asarray(stats, dtype=np.float32),
         phash=np.array([p or "" for p in phashes]),
+        **extra,
     )

@@ -12,12 +12,15 @@ import numpy as np
 from . import shipped
 from .engine import Engine, ImageRequest
 from .head import Head, save_head
-from .images import STAT_NAMES
+from .images import STAT_NAMES, LoadedImage, image_stats, load_image
 from .overrides import Overrides
 
-SITE_WEIGHT = 5.0
-EMBEDDING_COMPONENTS = 16  # PCA components of the embedding the forest sees (measured: 16, 32, 64 alike)  # a site's own labels count more than the generic bootstrap set
+SITE_WEIGHT = 5.0  # a site's own labels count more than the generic bootstrap set
+EMBEDDING_COMPONENTS = 16  # PCA components of the embedding the forest sees (measured: 16, 32, 64 alike)
 HUMAN_AUTO_METHODS = ("explicit", "front-matter")  # decisions a person made on the page itself
+# One label-keeping edit of each labeled image joins the training set. Held out by source on the
+# bootstrap set it helped a little (models/bootstrap/EVALUATION.md), so it is on by default.
+AUGMENT_DEFAULT = True
 
 
 @dataclass
@@ -28,19 +31,36 @@ class TrainingSet:
     vectors: list[np.ndarray] = field(default_factory=list)
     stats: list[np.ndarray] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    # An augmented copy of a row (label-keeping edit): row index -> (vector, stats). Copies train
+    # beside their original and are never in a test fold.
+    augmented: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, sha1: str, invert: bool, group: str, vector: np.ndarray, stats: np.ndarray, weight: float) -> None:
+    def add(self, sha1: str, invert: bool, group: str, vector: np.ndarray, stats: np.ndarray, weight: float) -> int:
         self.sha1s.append(sha1)
         self.invert.append(invert)
         self.groups.append(group)
         self.vectors.append(np.asarray(vector, dtype=np.float32))
         self.stats.append(np.asarray(stats, dtype=np.float32))
         self.weights.append(weight)
+        return len(self.sha1s) - 1
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return (
             np.vstack(self.vectors), np.vstack(self.stats), np.array(self.invert, dtype=bool),
             np.array(self.groups), np.array(self.weights, dtype=np.float64),
+        )
+
+    def training_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """vectors, stats, labels and weights of these rows plus their augmented copies."""
+        vectors, stats, y, _groups, weights = self.arrays()
+        copies = [i for i in rows if i in self.augmented]
+        if not copies:
+            return vectors[rows], stats[rows], y[rows], weights[rows]
+        return (
+            np.vstack([vectors[rows], *(self.augmented[i][0][None] for i in copies)]),
+            np.vstack([stats[rows], *(self.augmented[i][1][None] for i in copies)]),
+            np.concatenate([y[rows], y[copies]]),
+            np.concatenate([weights[rows], weights[copies]]),
         )
 
     def __len__(self) -> int:
@@ -65,8 +85,50 @@ def site_labels(overrides_files: Sequence[Path]) -> dict[str, tuple[bool, str]]:
     return labels
 
 
-def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log: logging.Logger) -> TrainingSet:
-    """The training set: site labels (embedded now if the store lacks them) plus the bootstrap set."""
+def label_keeping_edit(image, rng: np.random.Generator):
+    """One label-keeping edit of a composited RGB image: a flip, a quarter turn, a crop, or a small
+    colour tint. None of them turns an image that should be inverted into one that should not."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    choice = rng.integers(4)
+    if choice == 0:
+        return ImageOps.mirror(image)
+    if choice == 1:
+        return image.rotate(90, expand=True)
+    if choice == 2:
+        w, h = image.size
+        f = rng.uniform(0.75, 0.9)
+        x, y = int(rng.uniform(0, w * (1 - f))), int(rng.uniform(0, h * (1 - f)))
+        return image.crop((x, y, max(x + 1, x + int(w * f)), max(y + 1, y + int(h * f))))
+    tint = Image.new("RGB", image.size, tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return ImageEnhance.Brightness(Image.blend(image, tint, 0.08)).enhance(rng.uniform(0.95, 1.05))
+
+
+def augmented_copies(engine: Engine, paths: Sequence[Path], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """(vector, stats) of one augmented copy of each image, decoded as the engine decodes it;
+    None where the file cannot be read any more."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(paths)
+    for start in range(0, len(paths), 64):  # a chunk of edited images in memory at a time
+        edited = []
+        for i in range(start, min(start + 64, len(paths))):
+            loaded = load_image(paths[i], engine.background, max_side=engine.work_side)
+            if isinstance(loaded, LoadedImage):
+                image = label_keeping_edit(loaded.image, rng)
+                stats = image_stats(LoadedImage(paths[i], image, *image.size, loaded.format, loaded.transparency))
+                edited.append((i, image, stats))
+        if edited:
+            vectors = engine.load_embedder().embed([image for _, image, _ in edited])
+            for (i, _, stats), vector in zip(edited, vectors):
+                out[i] = (np.asarray(vector, dtype=np.float32), stats)
+    return out
+
+
+def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log: logging.Logger,
+           augment: bool = AUGMENT_DEFAULT) -> TrainingSet:
+    """The training set: site labels (embedded now if the store lacks them) plus the bootstrap set,
+    each row with an augmented copy when `augment` (site images are edited and embedded now; the
+    bootstrap set ships its copies)."""
     labels = site_labels(overrides_files)
     vectors = engine.store.get_vectors(engine.embedder_id, list(labels))
     lacking = [sha1 for sha1 in labels if sha1 not in vectors]
@@ -82,18 +144,29 @@ def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log
                             sha1[:10], labels[sha1][1])
     records = engine.store.get_images(list(vectors))
     data = TrainingSet()
+    site_rows = {}
     for sha1, vector in vectors.items():
         if sha1 in records:
-            data.add(sha1, labels[sha1][0], "site", vector, records[sha1].stats, SITE_WEIGHT)
+            site_rows[sha1] = data.add(sha1, labels[sha1][0], "site", vector, records[sha1].stats, SITE_WEIGHT)
+    if augment and site_rows:
+        paths = engine.store.paths_for(list(site_rows))
+        found = [sha1 for sha1 in site_rows if sha1 in paths]
+        for sha1, copy in zip(found, augmented_copies(engine, [Path(paths[s]) for s in found])):
+            if copy is not None:
+                data.augmented[site_rows[sha1]] = copy
     if bootstrap:
         boot = shipped.load_bootstrap_training(engine.embedder_id)
         if boot is None:
             log.warning("no bootstrap set ships for %s: training on the site's labels alone", engine.embedder_id)
         else:
+            has_copies = augment and "augmented_vectors" in boot
             for j, sha1 in enumerate(boot["sha1"]):
                 if sha1 not in labels:
-                    data.add(sha1, bool(boot["invert"][j]), str(boot["source"][j]), boot["vectors"][j],
-                             boot["stats"][j], 1.0)
+                    row = data.add(sha1, bool(boot["invert"][j]), str(boot["source"][j]), boot["vectors"][j],
+                                   boot["stats"][j], 1.0)
+                    if has_copies:
+                        data.augmented[row] = (boot["augmented_vectors"][j].astype(np.float32),
+                                               boot["augmented_stats"][j].astype(np.float32))
     return data
 
 
@@ -127,7 +200,7 @@ def new_head(embedder_id: str, embedding_dim: int, n_samples: int, use_embedding
 
 
 def fit_head(data: TrainingSet, embedder_id: str, use_embedding: bool = True, use_stats: bool = True) -> Head:
-    vectors, stats, y, _groups, weights = data.arrays()
+    vectors, stats, y, weights = data.training_rows(np.arange(len(data)))
     head = new_head(embedder_id, vectors.shape[1], len(y), use_embedding, use_stats)
     head.model.fit(head.features(vectors, stats), y, **_weights(head, weights))
     return head
@@ -154,8 +227,9 @@ def cross_validate(data: TrainingSet, embedder_id: str, folds: int = 5, use_embe
         scheme = f"{k} stratified random folds"
     predicted = np.zeros_like(y)
     for train, test in splits:
-        head = new_head(embedder_id, vectors.shape[1], len(train), use_embedding, use_stats)
-        head.model.fit(head.features(vectors[train], stats[train]), y[train], **_weights(head, weights[train]))
+        v, s, labels, w = data.training_rows(train)
+        head = new_head(embedder_id, vectors.shape[1], len(labels), use_embedding, use_stats)
+        head.model.fit(head.features(v, s), labels, **_weights(head, w))
         predicted[test] = head.p_invert(vectors[test], stats[test]) >= 0.5
     return {"scheme": scheme, **scores(y, predicted)}
 
@@ -171,11 +245,11 @@ def scores(y: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 def retrain(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, output: Path | None,
-            log: logging.Logger) -> tuple[Head, dict]:
+            log: logging.Logger, augment: bool = AUGMENT_DEFAULT) -> tuple[Head, dict]:
     """Gather, cross-validate, fit on everything, check training accuracy, save. Returns (head, report)."""
     import sklearn
 
-    data = gather(engine, overrides_files, bootstrap, log)
+    data = gather(engine, overrides_files, bootstrap, log, augment)
     vectors, stats, y, groups, _ = data.arrays() if len(data) else (None,) * 5
     if len(data) < 4 or y.all() or not y.any():
         from .errors import InvertOrNotError
@@ -192,6 +266,7 @@ def retrain(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, ou
         "samples": len(data),
         "site_samples": int(site_mask.sum()),
         "bootstrap_samples": int((~site_mask).sum()),
+        "augmented_copies": len(data.augmented),
         "cv": cv,
         "training": training,
         "training_site": scores(y[site_mask], head.p_invert(vectors[site_mask], stats[site_mask]) >= 0.5),
@@ -204,3 +279,19 @@ def retrain(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, ou
     }
     save_head(head, output or engine.site_head_path())
     return head, report
+
+
+def report_lines(report: dict) -> list[str]:
+    """What `retrain` prints (the CLI and the review page alike), before where the head went."""
+    cv, train, site = report["cv"], report["training"], report["training_site"]
+    return [
+        f"samples: {report['samples']} ({report['site_samples']} from the site, "
+        f"{report['bootstrap_samples']} bootstrap; {report['augmented_copies']} augmented copies)",
+        f"cross-validated ({cv['scheme']}): accuracy {_pct(cv['accuracy'])}, "
+        f"recall invert {_pct(cv['recall_invert'])}, recall keep {_pct(cv['recall_keep'])}",
+        f"training accuracy: {_pct(train['accuracy'])} (site labels: {_pct(site['accuracy'])})",
+    ]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.1%}"

@@ -21,22 +21,23 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from invertornot_ssg import shipped  # noqa: E402
 from invertornot_ssg.decisions import Thresholds  # noqa: E402
-from invertornot_ssg.embedders import get_embedder  # noqa: E402
-from invertornot_ssg.engine import Engine  # noqa: E402
+from invertornot_ssg.embedders import get_embedder, input_side  # noqa: E402
+from invertornot_ssg.engine import WORK_SIDE, Engine  # noqa: E402
 from invertornot_ssg.evaluation import SATURATION_BASELINE, confusion  # noqa: E402
 from invertornot_ssg.head import Head, save_head  # noqa: E402
-from invertornot_ssg.images import STAT_NAMES, LoadedImage, image_stats, load_image, perceptual_hash, phash_distance  # noqa: E402
+from invertornot_ssg.images import STAT_NAMES, load_image, perceptual_hash, phash_distance  # noqa: E402
 from invertornot_ssg.settings import Settings  # noqa: E402
-from invertornot_ssg.training import new_head  # noqa: E402
+from invertornot_ssg.training import augmented_copies, new_head  # noqa: E402
 
 EMBEDDER = "efficientnet-lite0"
+SIDE = max(WORK_SIDE, input_side(EMBEDDER))  # decoded as the engine decodes them, so edits match the store
 PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}
 log = logging.getLogger("train_default_head")
 
@@ -54,7 +55,7 @@ def main() -> int:
 
     data = load_set(args)
     report = [f"# Bootstrap evaluation ({EMBEDDER})", "",
-              f"Reproduce: `python scripts/train_default_head.py` (after `python scripts/bootstrap/build_set.py`).", "",
+              "Reproduce: `python scripts/train_default_head.py` (after `python scripts/bootstrap/build_set.py`).", "",
               f"{len(data['y'])} images from {len(set(data['groups']))} sources; "
               f"{int(data['y'].sum())} invert, {int((~data['y']).sum())} keep; "
               f"{int(data['debatable'].sum())} marked debatable.", ""]
@@ -70,7 +71,7 @@ def main() -> int:
         models = REPO / "models"
         save_head(head, shipped.default_head_path(EMBEDDER))
         shipped.save_bootstrap(shipped.bootstrap_path(EMBEDDER), data["sha1s"], data["y"], data["groups"],
-                               data["V"], data["S"], data["phash"])
+                               data["V"], data["S"], data["phash"], aug["V"], aug["S"])
         report += ["", f"Shipped head `{head.version}`: features {CHOSEN['features']}, augmentation "
                    f"{'on' if use_aug else 'off'}, trained on all {len(data['y'])} images.",
                    f"Files: {shipped.default_head_path(EMBEDDER).relative_to(REPO)}, "
@@ -118,22 +119,6 @@ def load_set(args) -> dict:
     }
 
 
-def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """One label-keeping edit: a flip, a quarter turn, a crop or a small colour tint."""
-    choice = rng.integers(4)
-    if choice == 0:
-        return ImageOps.mirror(image)
-    if choice == 1:
-        return image.rotate(90, expand=True)
-    if choice == 2:
-        w, h = image.size
-        f = rng.uniform(0.75, 0.9)
-        x, y = int(rng.uniform(0, w * (1 - f))), int(rng.uniform(0, h * (1 - f)))
-        return image.crop((x, y, x + int(w * f), y + int(h * f)))
-    tint = Image.new("RGB", image.size, tuple(int(c) for c in rng.integers(0, 256, 3)))
-    return ImageEnhance.Brightness(Image.blend(image, tint, 0.08)).enhance(rng.uniform(0.95, 1.05))
-
-
 def augmented(args, data) -> dict:
     """One augmented copy per image (embedding + statistics), cached beside the store."""
     cache = args.store / f"augmented-{len(data['sha1s'])}.npz"
@@ -142,19 +127,12 @@ def augmented(args, data) -> dict:
             if list(z["sha1"]) == data["sha1s"]:
                 return {"V": z["V"], "S": z["S"]}
     log.info("embedding one augmented copy of each image")
-    embedder = get_embedder(EMBEDDER)
-    rng = np.random.default_rng(0)
-    V, S = [], []
-    for start in range(0, len(data["paths"]), 64):
-        images, stats = [], []
-        for path in data["paths"][start:start + 64]:
-            loaded = load_image(path)
-            edited = augment(loaded.image, rng)
-            images.append(edited)
-            stats.append(image_stats(LoadedImage(path, edited, *edited.size, loaded.format, loaded.transparency)))
-        V.append(embedder.embed(images))
-        S.append(np.vstack(stats))
-    out = {"V": np.vstack(V).astype(np.float32), "S": np.vstack(S).astype(np.float32)}
+    copies = augmented_copies(data["engine"], data["paths"])
+    missing = [str(data["paths"][i]) for i, c in enumerate(copies) if c is None]
+    if missing:
+        raise SystemExit(f"cannot read {len(missing)} images for augmentation (first: {missing[0]})")
+    out = {"V": np.vstack([c[0] for c in copies]).astype(np.float32),
+           "S": np.vstack([c[1] for c in copies]).astype(np.float32)}
     np.savez(cache, sha1=np.array(data["sha1s"]), **out)
     return out
 
@@ -265,7 +243,9 @@ def near_duplicate_table(args, data) -> list[str]:
     }
     edit_cos, edit_ph = [], []
     for name, edit in edits.items():
-        images = [edit(load_image(data["paths"][i]).image) for i in sample]
+        # Edit the image at (up to) 4x the decode size, then fit it as the engine decodes any file:
+        # a copy resized or recompressed at full size looks like this to the engine.
+        images = [_fit(edit(load_image(data["paths"][i], max_side=4 * SIDE).image)) for i in sample]
         vecs = embedder.embed(images)
         edit_cos += list((vecs * data["V"][sample]).sum(1))
         edit_ph += [phash_distance(perceptual_hash(im), data["phash"][i]) for im, i in zip(images, sample)]
@@ -278,7 +258,7 @@ def near_duplicate_table(args, data) -> list[str]:
     other_ph = np.array([phash_distance(data["phash"][i], data["phash"][j]) for i, j in enumerate(nearest)])
     same_label = data["y"] == data["y"][nearest]
     lines = ["## Near-duplicate label reuse", "",
-             "Edits (resize 50%, JPEG q=60, crop 90%) of 300 images against their original; false matches are "
+             "Edits (resize 50%, JPEG q=60, crop 90%, made at up to 4x the decode size) of 300 images against their original; false matches are "
              "each image's closest *other* image in the set passing both thresholds.", "",
              "| cosine >= | phash <= | edits matched | other images matched | of those, same label |",
              "| --- | --- | --- | --- | --- |"]
@@ -289,6 +269,12 @@ def near_duplicate_table(args, data) -> list[str]:
             agree = f"{same_label[false].mean():.0%}" if false.any() else "-"
             lines.append(f"| {cos} | {ph} | {hit.mean():.1%} | {int(false.sum())} | {agree} |")
     return lines + [""]
+
+
+def _fit(im: Image.Image) -> Image.Image:
+    im = im.copy()
+    im.thumbnail((SIDE, SIDE), Image.Resampling.BICUBIC)
+    return im
 
 
 def _jpeg(im: Image.Image) -> io.BytesIO:

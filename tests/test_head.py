@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from invertornot_ssg.head import Head, HeadError, load_head, save_head
+from invertornot_ssg.head import Head, HeadError, content_version, load_head, read_head_info, save_head
 
 
 def fitted_head():
@@ -48,7 +48,8 @@ def test_refuses_untrusted_types(tmp_path):
 
     path = tmp_path / "evil.skops"
     skops.io.dump(FunctionTransformer(func=os.system), path)  # would run a shell command if trusted
-    path.with_suffix(".json").write_text(json.dumps({"version": "x", "embedder": "e"}))
+    sidecar = {"version": content_version(path.read_bytes()), "embedder": "e"}
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(HeadError, match="allow-list"):
         load_head(path)
 
@@ -60,7 +61,26 @@ def test_missing_sidecar_and_damaged_file(tmp_path):
     with pytest.raises(HeadError, match="sidecar"):
         load_head(tmp_path / "h.skops")
     (tmp_path / "bad.skops").write_bytes(b"not a zip")
-    (tmp_path / "bad.json").write_text(json.dumps({"version": "x", "embedder": "e"}))
+    sidecar = {"version": content_version(b"not a zip"), "embedder": "e"}
+    (tmp_path / "bad.json").write_text(json.dumps(sidecar))
     with pytest.raises(HeadError, match="not a readable skops file"):
         load_head(tmp_path / "bad.skops")
     assert not zipfile.is_zipfile(tmp_path / "bad.skops")
+
+
+def test_version_comes_from_the_sidecar_checked_against_the_file(tmp_path):
+    head, *_ = fitted_head()
+    saved = save_head(head, tmp_path / "h.skops")
+    info = read_head_info(tmp_path / "h.skops")
+    assert (info.version, info.embedder_id) == (saved.version, "efficientnet-lite0")
+    # A .skops file copied over without its sidecar must not pass as the old version:
+    # cached decisions are keyed on it.
+    other_head = fitted_head()[0]
+    other_head.model.set_params(n_estimators=5).fit(np.random.default_rng(2).random((30, 11)), np.arange(30) % 2 == 0)
+    other = save_head(other_head, tmp_path / "other.skops")
+    (tmp_path / "h.skops").write_bytes((tmp_path / "other.skops").read_bytes())
+    assert other.version != saved.version
+    with pytest.raises(HeadError, match="does not match its sidecar"):
+        read_head_info(tmp_path / "h.skops")
+    with pytest.raises(HeadError, match="does not match its sidecar"):
+        load_head(tmp_path / "h.skops")

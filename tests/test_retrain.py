@@ -46,10 +46,11 @@ def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, m
 
     assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap"]) == 0
     out = capsys.readouterr().out
-    assert "samples: 10 (10 from the site, 0 bootstrap)" in out
+    assert "samples: 10 (10 from the site, 0 bootstrap; 10 augmented copies)" in out
     assert "training accuracy: 100.0%" in out
     heads = list((tmp_path / "store" / "heads").glob("*.skops"))
     assert len(heads) == 1 and heads[0].with_suffix(".json").is_file()
+    assert json.loads(heads[0].with_suffix(".json").read_text())["augmented_copies"] == 10
 
     # The site's head is picked up for this overrides file; labels still win by sha1.
     assert main(["classify", "--json", "--store", store, "--overrides", str(overrides), "img"]) == 0
@@ -76,3 +77,29 @@ def test_eval_prints_ours_beside_the_baseline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "10 images" in out and "saturation<=0.09" in out
     assert "accuracy" in out and "confusion (ours)" in out and "confusion (baseline)" in out
+
+
+def test_retrain_without_augmentation_and_with_the_bootstrap_copies(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    labels = make_images(tmp_path / "img")
+    store = str(tmp_path / "store")
+    assert main(["classify", "--json", "--store", store, "img"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    overrides = tmp_path / "invertornot.yml"
+    decisions = {os.path.basename(r["path"]): AutoRecord(r["sha1"], r["invert"], r["p_invert"], r["confidence"],
+                                                        r["method"], r["version"]) for r in rows}
+    record_decisions(overrides, decisions, labels=labels)
+    (tmp_path / "img" / "photo0.jpg").unlink()  # a labeled file gone since: no copy, no failure
+
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap", "--no-augment"]) == 0
+    assert "(10 from the site, 0 bootstrap; 0 augmented copies)" in capsys.readouterr().out
+
+    # With the shipped set: its rows come with the augmented copies it ships.
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--output", "h.skops"]) == 0
+    out = capsys.readouterr().out
+    from invertornot_ssg import shipped
+
+    boot = shipped.load_bootstrap_training("efficientnet-lite0")
+    n_boot = len(set(boot["sha1"]) - {r["sha1"] for r in rows})
+    assert f"{n_boot} bootstrap; {n_boot + 9} augmented copies" in out
+    assert "(site labels: 100.0%)" in out
