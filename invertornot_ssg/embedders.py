@@ -9,10 +9,7 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import sys
-import urllib.parse
-import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -452,6 +449,10 @@ def _offline_reason() -> str | None:
     if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
         return "HF_HUB_OFFLINE is set"
     from huggingface_hub import constants
+
+    import socket  # here, not at the top: a warm build never probes the network
+    import urllib.parse
+    import urllib.request
 
     endpoint = urllib.parse.urlparse(constants.ENDPOINT)
     if not endpoint.hostname or urllib.request.getproxies():

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from html.entities import html5 as _ENTITIES
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -61,6 +61,7 @@ class ImgTag:
     explicit_label: str | None  # 'invert' | 'keep': the author's class on the tag
     skip_reason: str | None  # 'per-scheme' | 'no-src' | 'data-uri'
     remote: bool  # http(s) or protocol-relative src
+    parsed: "_Tag | None" = field(default=None, repr=False, compare=False)  # lets rewrite skip a second parse
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,16 @@ def find_images(html: str, classes: ClassNames) -> list[ImgTag]:
     return [_img_tag(tag, classes, tag.start in scan.scheme_pictures) for tag in scan.imgs]
 
 
-def rewrite(html: str, updates: Mapping[int, TagUpdate]) -> str:
-    """Apply `updates` (keyed by `ImgTag.start`); bytes outside the changed attributes are kept."""
+def rewrite(html: str, updates: Mapping[int, TagUpdate], found: Sequence[ImgTag] | None = None) -> str:
+    """Apply `updates` (keyed by `ImgTag.start`); bytes outside the changed attributes are kept.
+
+    `found`: what find_images returned for this very `html`, so it is not parsed a second time."""
     if not updates:
         return html
-    tags = {tag.start: tag for tag in _scan(html).imgs}
+    if found is not None and all(t.parsed is not None for t in found):
+        tags = {t.start: t.parsed for t in found}
+    else:
+        tags = {tag.start: tag for tag in _scan(html).imgs}
     unknown = sorted(set(updates) - set(tags))
     if unknown:
         raise ValueError(f"no <img> tag starts at offset(s) {unknown}; was the page changed after find_images?")
@@ -174,7 +180,7 @@ def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:
     else:
         skip = None
     remote = bool(src) and (src.startswith("//") or src.lower().startswith(("http://", "https://")))
-    return ImgTag(tag.start, tag.end, src, tag.value("srcset"), classes, label, skip, remote)
+    return ImgTag(tag.start, tag.end, src, tag.value("srcset"), classes, label, skip, remote, tag)
 
 
 def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:

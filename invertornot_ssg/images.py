@@ -16,7 +16,6 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
-import imagehash
 import numpy as np
 from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
 
@@ -543,6 +542,8 @@ def file_sha1(path: PathArg) -> str:
 
 def perceptual_hash(image: Image.Image) -> str:
     """imagehash's DCT perceptual hash, as hex (16 characters)."""
+    import imagehash  # imported when an image is described, not by every build
+
     return str(imagehash.phash(image))
 
 

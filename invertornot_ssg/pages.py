@@ -30,6 +30,7 @@ Resolver = Callable[[str], Resolved | None]  # None: not ours to touch (remote, 
 @dataclass
 class _Page:
     html: str
+    found: list[ImgTag] = field(default_factory=list)  # every <img> of html, as find_images parsed it
     tags: list[tuple[ImgTag, Resolved]] = field(default_factory=list)
     remote: list[tuple[ImgTag, str]] = field(default_factory=list)  # (tag, URL) to fetch in classify
 
@@ -52,7 +53,8 @@ class PageBatch:
     ) -> None:
         """Collect the page's images. `front_matter` maps site-relative keys to 'invert' / 'keep'."""
         page = _Page(html)
-        for tag in find_images(html, self.classes):
+        page.found = find_images(html, self.classes)
+        for tag in page.found:
             if tag.skip_reason or not tag.src:
                 continue
             resolved = resolve(tag.src)
@@ -125,7 +127,7 @@ class PageBatch:
             if result is None or result.invert is None:
                 continue
             updates[tag.start] = self.tag_update(result)
-        return rewrite(page.html, updates) if updates else page.html
+        return rewrite(page.html, updates, page.found) if updates else page.html
 
     def tag_update(self, result: ImageResult) -> TagUpdate:
         c = self.classes

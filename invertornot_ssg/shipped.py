@@ -38,9 +38,11 @@ def load_bootstrap_training(embedder_id: str) -> dict[str, np.ndarray] | None:
 
 def load_bootstrap(embedder_id: str) -> LabeledSet | None:
     """The shipped labeled set in this embedder's space, or None when none ships for it."""
-    data = load_bootstrap_training(embedder_id)
-    if data is None:
+    path = bootstrap_path(embedder_id)
+    if not path.is_file():
         return None
+    with np.load(path, allow_pickle=False) as npz:  # only the columns lookups need (not the augmented copies)
+        data = {name: npz[name] for name in ("sha1", "invert", "vectors", "phash")}
     return LabeledSet(
         sha1s=[str(s) for s in data["sha1"]],
         invert=data["invert"].astype(bool),

@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -83,6 +84,7 @@ class SiteResolver:
         prefixes = {b.prefix for b in self.bases}
         self.prefixes = sorted(prefixes, key=len, reverse=True) if prefixes else ["/"]
         self._real_roots = [Path(os.path.realpath(p)) for p in (self.root, *allowed_roots)]
+        self._real_folders: dict[Path, Path] = {}
 
     def page_id(self, page: Path) -> str:
         return Path(os.path.relpath(os.path.abspath(page), self.root)).as_posix()
@@ -137,16 +139,29 @@ class SiteResolver:
         if key == ".." or key.startswith("../") or key.startswith("/"):
             return Resolved(None, key, "is outside the site root")
         file = self.root.joinpath(*key.split("/")) if key != "." else self.root
-        if not os.path.lexists(file):
+        try:
+            st = os.lstat(file)
+        except (OSError, ValueError):
             return Resolved(None, key, f"is missing from the site directory ({file})")
-        if os.path.isdir(file):
+        if stat.S_ISLNK(st.st_mode):
+            real = Path(os.path.realpath(file))
+            if real.is_dir():
+                return Resolved(None, key, "is a directory")
+        elif stat.S_ISDIR(st.st_mode):
             return Resolved(None, key, "is a directory")
-        real = Path(os.path.realpath(file))
+        else:  # not a link itself: only its folder can lead elsewhere (resolved once per folder)
+            real = self._real_folder(file.parent) / file.name
         if not any(real == r or r in real.parents for r in self._real_roots):
             return Resolved(None, key, f"is a link to a file outside the site root ({real})")
         if not _is_utf8(file):  # the store and the overrides file keep paths as UTF-8 text
             return Resolved(None, key, "has a file name that is not valid UTF-8; rename the file")
         return Resolved(file, key)
+
+    def _real_folder(self, folder: Path) -> Path:
+        real = self._real_folders.get(folder)
+        if real is None:
+            real = self._real_folders[folder] = Path(os.path.realpath(folder))
+        return real
 
 
 def _is_utf8(path: Path) -> bool:

@@ -25,7 +25,11 @@ def one(html: str) -> ImgTag:
 
 
 def rewrite_all(html: str, update: TagUpdate = AUTO_INVERT) -> str:
-    return rewrite(html, {t.start: update for t in find_images(html, NAMES)})
+    found = find_images(html, NAMES)
+    updates = {t.start: update for t in found}
+    out = rewrite(html, updates)
+    assert rewrite(html, updates, found) == out  # reusing find_images' parse changes nothing
+    return out
 
 
 # --- finding ---------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ def make_images(folder):
     return names
 
 
-def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, monkeypatch):
+def labeled_site(tmp_path, capsys, monkeypatch):
+    """A folder of photos (keep) and plots (invert), classified into a store, labeled in an
+    overrides file: (labels, store, overrides file, classify rows)."""
     monkeypatch.chdir(tmp_path)
     labels = make_images(tmp_path / "img")
     store = str(tmp_path / "store")
@@ -43,6 +45,11 @@ def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, m
     decisions = {os.path.basename(r["path"]): AutoRecord(r["sha1"], r["invert"], r["p_invert"], r["confidence"],
                                                         r["method"], r["version"]) for r in rows}
     record_decisions(overrides, decisions, labels=labels)
+    return labels, store, overrides, rows
+
+
+def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, monkeypatch):
+    labels, store, overrides, rows = labeled_site(tmp_path, capsys, monkeypatch)
 
     assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap"]) == 0
     out = capsys.readouterr().out
@@ -80,15 +87,7 @@ def test_eval_prints_ours_beside_the_baseline(tmp_path, capsys):
 
 
 def test_retrain_without_augmentation_and_with_the_bootstrap_copies(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    labels = make_images(tmp_path / "img")
-    store = str(tmp_path / "store")
-    assert main(["classify", "--json", "--store", store, "img"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    overrides = tmp_path / "invertornot.yml"
-    decisions = {os.path.basename(r["path"]): AutoRecord(r["sha1"], r["invert"], r["p_invert"], r["confidence"],
-                                                        r["method"], r["version"]) for r in rows}
-    record_decisions(overrides, decisions, labels=labels)
+    labels, store, overrides, rows = labeled_site(tmp_path, capsys, monkeypatch)
     (tmp_path / "img" / "photo0.jpg").unlink()  # a labeled file gone since: no copy, no failure
 
     assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap", "--no-augment"]) == 0
