@@ -406,11 +406,6 @@ class Engine:
         errors: dict[str, str] = {}
         loader = loading = None
         self._threads_before = None
-        if self._embedder is None:
-            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-model")
-            loading = loader.submit(self.load_embedder)
-            if self._head is False:  # needed next, and importing scikit-learn takes seconds
-                loader.submit(lambda: self.head)  # an error shows again when the head is used
         try:
             with self._progress(len(items)) as bar:
                 batch: list[tuple[str, _Prepared]] = []
@@ -419,6 +414,13 @@ class Engine:
                         errors[sha1] = prepared.detail
                         bar.update(1)
                         continue
+                    if loader is None and self._embedder is None:
+                        # Only once an image decodes: a build whose only new files are broken
+                        # must not pay for torch and the model on every run.
+                        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-model")
+                        loading = loader.submit(self.load_embedder)
+                        if self._head is False:  # needed next, and importing scikit-learn takes seconds
+                            loader.submit(lambda: self.head)  # an error shows again when the head is used
                     batch.append((sha1, prepared))
                     if len(batch) >= EMBED_BATCH:
                         self._embed_batch(batch, loading.result() if loading else self._embedder)

@@ -59,6 +59,39 @@ def test_json_lines_then_all_cached(tmp_path, mixed_folder, capsys):
     assert [r["invert"] for r in second] == [r["invert"] for r in first]
 
 
+def test_a_warm_run_loads_no_model_and_the_head_file_is_checked(tmp_path, mixed_folder, capsys):
+    store = tmp_path / "store"
+    first = run_json(capsys, "--store", str(store), str(mixed_folder))
+    # Warm, in a fresh process: the head's version comes from its sidecar; no torch, no scikit-learn.
+    code = (
+        "import json, sys; from invertornot_ssg.cli import main\n"
+        f"assert main(['classify', '--json', '--store', {str(store)!r}, {str(mixed_folder)!r}]) == 0\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'skops', 'faiss', 'timm') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    assert json.loads(lines[-1]) == {"heavy": []}
+    warm = [json.loads(line) for line in lines[:-1]]
+    assert [r["invert"] for r in warm] == [r["invert"] for r in first]
+    assert all(r["cached"] for r in warm if r["error"] is None)
+
+    # A head's version is its content: the shipped head copied elsewhere keeps its version, and a
+    # changed file under the old sidecar is refused rather than passed off as that version.
+    import shutil
+
+    from invertornot_ssg import shipped
+
+    head = tmp_path / "other-head.skops"
+    shutil.copy(shipped.default_head_path("efficientnet-lite0"), head)
+    shutil.copy(shipped.default_head_path("efficientnet-lite0").with_suffix(".json"), head.with_suffix(".json"))
+    again = run_json(capsys, "--store", str(store), "--head", str(head), str(mixed_folder))
+    assert [r["version"] for r in again] == [r["version"] for r in first]  # same bytes, same version
+    head.write_bytes(head.read_bytes() + b"\0")  # a different file under the old sidecar: refused
+    assert main(["classify", "--store", str(store), "--head", str(head), str(mixed_folder)]) != 0
+    assert "does not match its sidecar" in capsys.readouterr().err
+
+
 def test_table_and_summary(tmp_path, mixed_folder, capsys):
     assert main(["classify", "--store", str(tmp_path / "s"), str(mixed_folder / "plot.png"),
                  str(mixed_folder / "broken.png")]) == 0
