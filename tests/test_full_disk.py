@@ -26,23 +26,12 @@ from mkdocs.commands.build import build  # noqa: E402
 from mkdocs.config import load_config  # noqa: E402
 from mkdocs.exceptions import Abort  # noqa: E402
 
-FAKE_MODEL = "clip:ViT-B-32"  # no shipped head or bootstrap set: the fake embedder stands in for it
+from fakes import FAKE_MODEL  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("fake_embedder")
 
 
-class FakeEmbedder:
-    """Deterministic embeddings from a 4x4 thumbnail: fast, no torch."""
 
-    id, dim = FAKE_MODEL, 49
-
-    def embed(self, images) -> np.ndarray:
-        rows = [np.append(np.asarray(i.convert("RGB").resize((4, 4)), np.float32).ravel() / 255, 1.0) for i in images]
-        vectors = np.vstack(rows).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-@pytest.fixture(autouse=True)
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("invertornot_ssg.engine.get_embedder", lambda *a, **k: FakeEmbedder())
 
 
 def image(kind: str, seed: int = 0) -> bytes:

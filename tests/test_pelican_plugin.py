@@ -18,7 +18,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -26,10 +25,11 @@ from invertornot_ssg.errors import ConfigError
 from invertornot_ssg.htmlrewrite import ClassNames, find_images
 from invertornot_ssg.settings import Settings
 
+from fakes import FAKE_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "plugins" / "pelican" / "plugins"
 SAMPLES = REPO / "sample_site"
-FAKE_MODEL = "clip:ViT-B-32"  # any id without shipped models: the fake embedder stands in for it
 NAMES = ClassNames.from_settings(Settings())
 OURS = {NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto}
 DATA_ATTRS = {"data-invertornot", "data-invertornot-confidence"}
@@ -67,25 +67,6 @@ def plugin_module() -> ModuleType:
     sys.modules["invertornot"] = module
     spec.loader.exec_module(module)
     return module
-
-
-class FakeEmbedder:
-    """Tiny deterministic embeddings from a 4x4 thumbnail: fast, no torch."""
-
-    id, dim = FAKE_MODEL, 49
-
-    def embed(self, images) -> np.ndarray:
-        rows = []
-        for image in images:
-            pixels = np.asarray(image.convert("RGB").resize((4, 4)), dtype=np.float32).ravel() / 255.0
-            rows.append(np.append(pixels, 1.0))
-        vectors = np.vstack(rows).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("invertornot_ssg.engine.get_embedder", lambda *a, **k: FakeEmbedder())
 
 
 def images_by_src(html: str) -> dict[str, list]:

@@ -17,7 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -29,7 +28,8 @@ from invertornot_ssg.pages import PageBatch, Resolved
 from invertornot_ssg.remote import RemoteFetcher, address_problem, normalize_url
 from invertornot_ssg.settings import Settings
 
-FAKE_MODEL = "clip:ViT-B-32"  # no shipped head or bootstrap set: the fake embedder stands in for it
+from fakes import FAKE_MODEL
+
 LOOPBACK = ["127.0.0.1/32"]  # trusted in tests that need the local server but not other private addresses
 
 
@@ -561,22 +561,6 @@ def test_settings_defaults_and_checks() -> None:
 
 
 # --- wiring: the page pass and a real MkDocs build ------------------------------------------------
-
-
-class FakeEmbedder:
-    """Deterministic embeddings from a 4x4 thumbnail: fast, no torch."""
-
-    id, dim = FAKE_MODEL, 49
-
-    def embed(self, images) -> np.ndarray:
-        rows = [np.append(np.asarray(i.convert("RGB").resize((4, 4)), np.float32).ravel() / 255, 1.0) for i in images]
-        vectors = np.vstack(rows).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("invertornot_ssg.engine.get_embedder", lambda *a, **k: FakeEmbedder())
 
 
 def not_ours(src: str) -> Resolved | None:
