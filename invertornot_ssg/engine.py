@@ -34,10 +34,11 @@ from .settings import Settings
 from .store import EmbeddingStore, ImageRecord
 
 EMBED_BATCH = 32  # images per model batch and per store write
-# Images are decoded to fit this many pixels (or the model's input side, if larger): enough for the
-# model, the statistics (128 px) and the perceptual hash (32 px), and decoding a large JPEG at
-# 1/8 scale instead of 1/4 took a cold build's preparation from ~60 to ~40 ms an image.
-WORK_SIDE = 256
+# Images are decoded to fit this many pixels (or the model's input side, if larger): the size the
+# shipped head and bootstrap set were embedded at. Decoding to 256 would cut preparation from ~60
+# to ~40 ms an image but changes embeddings (cosine down to 0.95), so it waits for a retrain and a
+# held-out evaluation at that size.
+WORK_SIDE = 512
 
 
 def _usable_cpus() -> int:
@@ -486,7 +487,7 @@ class Engine:
 
     def _prepare(self, path: Path) -> _Prepared | ImageError:
         """Everything an image needs before the model (runs in a worker thread)."""
-        loaded = load_image(path, self.background, )
+        loaded = load_image(path, self.background, max_side=self.work_side)
         if isinstance(loaded, ImageError):
             return loaded
         embedder = self._embedder  # None while the model loads: the batch then fits the image

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from invertornot_ssg import shipped  # noqa: E402
 from invertornot_ssg.decisions import Thresholds  # noqa: E402
-from invertornot_ssg.embedders import get_embedder, input_side  # noqa: E402
-from invertornot_ssg.engine import WORK_SIDE, Engine  # noqa: E402
+from invertornot_ssg.embedders import get_embedder  # noqa: E402
+from invertornot_ssg.engine import Engine  # noqa: E402
 from invertornot_ssg.evaluation import SATURATION_BASELINE, confusion  # noqa: E402
 from invertornot_ssg.head import Head, save_head  # noqa: E402
 from invertornot_ssg.images import STAT_NAMES, load_image, perceptual_hash, phash_distance  # noqa: E402
@@ -37,7 +37,6 @@ from invertornot_ssg.settings import Settings  # noqa: E402
 from invertornot_ssg.training import augmented_copies, new_head  # noqa: E402
 
 EMBEDDER = "efficientnet-lite0"
-SIDE = max(WORK_SIDE, input_side(EMBEDDER))  # decoded as the engine decodes them, so edits match the store
 PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}
 log = logging.getLogger("train_default_head")
 
@@ -245,7 +244,8 @@ def near_duplicate_table(args, data) -> list[str]:
     for name, edit in edits.items():
         # Edit the image at (up to) 4x the decode size, then fit it as the engine decodes any file:
         # a copy resized or recompressed at full size looks like this to the engine.
-        images = [_fit(edit(load_image(data["paths"][i], max_side=4 * SIDE).image)) for i in sample]
+        side = data["engine"].work_side  # the size the engine decodes any file to
+        images = [_fit(edit(load_image(data["paths"][i], max_side=4 * side).image), side) for i in sample]
         vecs = embedder.embed(images)
         edit_cos += list((vecs * data["V"][sample]).sum(1))
         edit_ph += [phash_distance(perceptual_hash(im), data["phash"][i]) for im, i in zip(images, sample)]
@@ -271,9 +271,9 @@ def near_duplicate_table(args, data) -> list[str]:
     return lines + [""]
 
 
-def _fit(im: Image.Image) -> Image.Image:
+def _fit(im: Image.Image, side: int) -> Image.Image:
     im = im.copy()
-    im.thumbnail((SIDE, SIDE), Image.Resampling.BICUBIC)
+    im.thumbnail((side, side), Image.Resampling.BICUBIC)
     return im
 
 
