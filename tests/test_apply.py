@@ -20,15 +20,14 @@ from invertornot_ssg.htmlrewrite import ClassNames, find_images
 from invertornot_ssg.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_pelican_plugin import FAKE_MODEL, FakeEmbedder, assert_only_ours_changed, build_samples  # noqa: E402
+from fakes import FAKE_MODEL  # noqa: E402
+from test_pelican_plugin import assert_only_ours_changed, build_samples  # noqa: E402
 
 NAMES = ClassNames.from_settings(Settings())
 OURS = (NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto)
 
 
-@pytest.fixture(autouse=True)
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("invertornot_ssg.engine.get_embedder", lambda *a, **k: FakeEmbedder())
+pytestmark = pytest.mark.usefixtures("fake_embedder")  # conftest.py
 
 
 # --- fixture images and trees --------------------------------------------------------------
