@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--overrides", dest="overrides_files", action="append", default=None, metavar="FILE",
                          help="overrides YAML with human labels (repeatable; default: invertornot.yml)")
     retrain.add_argument("--no-bootstrap", action="store_true", help="train on the given labels alone")
-    retrain.add_argument("--no-augment", action="store_true",
-                         help="no augmented copies (a flip, turn, crop or tint of each labeled image)")
+    retrain.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                         help="train on an edited copy (flip, turn, crop or tint) of each labeled image too"
+                              " (default: off, as measured; see the README)")
     retrain.add_argument("--output", default="", help="write the head here (default: the store, for this site)")
     _add_common(retrain, overrides=False)
     retrain.set_defaults(run=run_retrain)
@@ -155,7 +156,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_retrain(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .training import report_lines, retrain
+    from .training import AUGMENT_DEFAULT, report_lines, retrain
 
     files = [Path(f) for f in (args.overrides_files or [Settings().overrides])]
     missing = [str(f) for f in files if not f.is_file()]
@@ -165,7 +166,8 @@ def run_retrain(args: argparse.Namespace) -> int:
     # The head is saved per overrides file in the (shared) store: name the first one as the site.
     engine = Engine(_settings(args, overrides=str(files[0]), write_overrides=False), Path.cwd(), logger=log)
     head, report = retrain(engine, files, bootstrap=not args.no_bootstrap,
-                           output=Path(args.output) if args.output else None, log=log, augment=not args.no_augment)
+                           output=Path(args.output) if args.output else None, log=log,
+                           augment=AUGMENT_DEFAULT if args.augment is None else args.augment)
     for line in report_lines(report):
         print(line)
     print(f"saved head {head.version} for {head.embedder_id} to {args.output or engine.site_head_path()}")

@@ -21,6 +21,7 @@ from .embedders import embedder_id as canonical_embedder_id
 from .errors import ConfigError
 from .head import Head, HeadError, HeadInfo, load_head, read_head_info
 from .images import (
+    STAT_NAMES,
     ImageError,
     LoadedImage,
     file_sha1,
@@ -71,6 +72,17 @@ class _Prepared:
     pixels: np.ndarray | None  # the embedder's input (prepare), None if it was not loaded yet
     phash: str
     stats: np.ndarray
+
+
+def _record(sha1: str, p: _Prepared) -> ImageRecord:
+    loaded = p.loaded
+    return ImageRecord(sha1=sha1, width=loaded.width, height=loaded.height, format=loaded.format,
+                       phash=p.phash, stats=p.stats)
+
+
+def is_current(record: ImageRecord) -> bool:
+    """Whether a record has every statistic this version computes (older versions wrote fewer)."""
+    return len(record.stats) == len(STAT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -266,9 +278,8 @@ class Engine:
             vectors.update(self.store.get_vectors(self.embedder_id, sorted(fresh)))
             labeled = self._labeled_set(site_labels)  # labeled images embedded just now join the set
 
-        auto = self._decide_auto(
-            [s for i, s in enumerate(sha1s) if s and i not in human and s in vectors], vectors, labeled, version
-        )
+        undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in vectors}
+        auto = self._decide_auto(undecided, vectors, labeled, version)
 
         results = []
         for i, req in enumerate(requests):
@@ -364,9 +375,10 @@ class Engine:
             return LabeledSet([], np.zeros(0, dtype=bool), np.zeros((0, 1), dtype=np.float32), [], fingerprint)
         return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes, fingerprint)
 
-    def _decide_auto(self, sha1s: list[str], vectors: dict, labeled: LabeledSet, version: str) -> dict[str, dict]:
-        """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds)."""
-        sha1s = list(dict.fromkeys(sha1s))
+    def _decide_auto(self, paths: dict[str, Path], vectors: dict, labeled: LabeledSet, version: str) -> dict[str, dict]:
+        """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds).
+        `paths`: sha1 -> a file with that content, to describe an image again if its record is old."""
+        sha1s = list(paths)
         if not sha1s:
             return {}
         cache_key = hashlib.sha1(
@@ -376,12 +388,14 @@ class Engine:
         todo = [s for s in sha1s if s not in decided]
         if todo:
             matrix = np.vstack([vectors[s] for s in todo]).astype(np.float32)
-            records = self.store.get_images(todo)
+            records = self.current_records(todo, paths)
             head = self.head
             p_head: list[float | None] = [None] * len(todo)
-            if head is not None:
-                stats = np.vstack([records[s].stats for s in todo])
-                p_head = [float(p) for p in head.p_invert(matrix, stats)]
+            rows = [j for j, s in enumerate(todo) if is_current(records[s])]  # a file gone since: no head
+            if head is not None and rows:
+                stats = np.vstack([records[todo[j]].stats for j in rows])
+                for j, p in zip(rows, head.p_invert(matrix[rows], stats)):
+                    p_head[j] = float(p)
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
             new = {}
@@ -393,6 +407,19 @@ class Engine:
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
+
+    def current_records(self, sha1s: Sequence[str], paths: dict[str, Path]) -> dict[str, ImageRecord]:
+        """The store's records of these images, described again (decoded, not embedded) where an
+        older version wrote fewer statistics than images.STAT_NAMES and a file is at hand."""
+        records = self.store.get_images(list(sha1s))
+        stale = [(sha1, paths[sha1]) for sha1, record in records.items()
+                 if not is_current(record) and sha1 in paths and self._identify(paths[sha1])[0] == sha1]
+        if stale:
+            self.log.info("describing %d images again: their statistics predate this version", len(stale))
+            fresh = [_record(sha1, p) for sha1, p in self._decoded(stale, fit=False) if not isinstance(p, ImageError)]
+            self.store.put_images(fresh)
+            records.update((r.sha1, r) for r in fresh)
+        return records
 
     def _embed_missing(self, items: list[tuple[str, Path]]) -> dict[str, str]:
         """Decode, describe and embed images the store lacks; returns sha1 -> error for the bad ones.
@@ -468,30 +495,31 @@ class Engine:
         return tqdm(total=total, desc=f"embedding ({self.embedder_id})", unit="img", file=sys.stderr,
                     disable=not show, leave=False)
 
-    def _decoded(self, items: list[tuple[str, Path]]) -> Iterator[tuple[str, _Prepared | ImageError]]:
+    def _decoded(self, items: list[tuple[str, Path]], fit: bool = True) -> Iterator[tuple[str, _Prepared | ImageError]]:
         """Prepare in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
         window = 2 * EMBED_BATCH
         with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="invertornot-decode") as pool:
             pending: collections.deque = collections.deque()
             todo = iter(items)
             for sha1, path in todo:
-                pending.append((sha1, pool.submit(self._prepare, path)))
+                pending.append((sha1, pool.submit(self._prepare, path, fit)))
                 if len(pending) >= window:
                     break
             while pending:
                 sha1, future = pending.popleft()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append((nxt[0], pool.submit(self._prepare, nxt[1])))
+                    pending.append((nxt[0], pool.submit(self._prepare, nxt[1], fit)))
                 yield sha1, future.result()
 
-    def _prepare(self, path: Path) -> _Prepared | ImageError:
-        """Everything an image needs before the model (runs in a worker thread)."""
+    def _prepare(self, path: Path, fit: bool = True) -> _Prepared | ImageError:
+        """Everything an image needs before the model (runs in a worker thread); without `fit`,
+        only its description (hash, statistics)."""
         loaded = load_image(path, self.background, max_side=self.work_side)
         if isinstance(loaded, ImageError):
             return loaded
         embedder = self._embedder  # None while the model loads: the batch then fits the image
-        pixels = embedder.prepare(loaded.image) if isinstance(embedder, Embedder) else None
+        pixels = embedder.prepare(loaded.image) if fit and isinstance(embedder, Embedder) else None
         return _Prepared(loaded, pixels, perceptual_hash(loaded.image), image_stats(loaded))
 
     def _embed_batch(self, batch: list[tuple[str, _Prepared]], embedder) -> None:
@@ -505,18 +533,7 @@ class Engine:
             ])
         else:  # any object with embed(images) (tests use small fakes)
             vectors = embedder.embed([p.loaded.image for _, p in batch])
-        records = [
-            ImageRecord(
-                sha1=sha1,
-                width=p.loaded.width,
-                height=p.loaded.height,
-                format=p.loaded.format,
-                phash=p.phash,
-                stats=p.stats,
-            )
-            for sha1, p in batch
-        ]
-        self.store.put_images(records)
+        self.store.put_images([_record(sha1, p) for sha1, p in batch])
         self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
         self.embedded += len(batch)
 

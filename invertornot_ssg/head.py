@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import InvertOrNotError
 from .fileio import atomic_write
+from .images import STAT_NAMES
 
 # skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
@@ -35,6 +36,10 @@ class Head:
     version: str = "unsaved"
 
     def features(self, vectors: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        """`stats` has a column per images.STAT_NAMES; the head takes the ones it was trained on
+        (a head trained before a statistic was added still works)."""
+        if self.stat_names and tuple(self.stat_names) != STAT_NAMES:
+            stats = np.asarray(stats)[:, stat_columns(self.stat_names)]
         return build_features(vectors, stats, self.use_embedding, bool(self.stat_names))
 
     def p_invert(self, vectors: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -44,6 +49,14 @@ class Head:
         proba = self.model.predict_proba(self.features(vectors, stats))
         column = list(self.model.classes_).index(True)
         return proba[:, column]
+
+
+def stat_columns(names) -> list[int]:
+    unknown = [name for name in names if name not in STAT_NAMES]
+    if unknown:
+        raise HeadError(f"the head uses image statistics this invertornot-ssg does not compute: "
+                        f"{', '.join(unknown)} (made by a newer version?)")
+    return [STAT_NAMES.index(name) for name in names]
 
 
 def build_features(vectors: np.ndarray, stats: np.ndarray, use_embedding: bool, use_stats: bool) -> np.ndarray:
@@ -143,6 +156,7 @@ def load_head(path: Path | HeadInfo) -> Head:
     except Exception as exc:  # e.g. saved by an incompatible scikit-learn
         raise HeadError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
     sidecar = info.sidecar
+    stat_columns(sidecar.get("stat_names", ()))  # refuse now, not at the first prediction
     metadata = {k: v for k, v in sidecar.items() if k not in ("version", "embedder", "use_embedding", "stat_names")}
     return Head(
         model=model,

@@ -41,7 +41,14 @@ STAT_NAMES: tuple[str, ...] = (
     "transparency",  # fraction of pixels not fully opaque in the file
     "log_colors",  # log2(distinct colours at 4 bits per channel) / 12, in [0, 1]
     "edge_density",  # fraction of pixels with a luminance gradient above 0.1
+    # What the file itself draws, weighted by opacity, before any page shows through: dark
+    # strokes on a transparent background vanish on a dark page (invert), light ones do not (keep).
+    # The same as the composited figures for an opaque image.
+    "ink_luminance",  # mean luminance of the drawn pixels
+    "ink_dark",  # fraction of opaque pixels with luminance < 0.4
+    "ink_light",  # fraction of opaque pixels with luminance > 0.7
 )
+INK_DARK, INK_LIGHT = 0.4, 0.7
 
 # What Pillow may decode: web formats. Others (EPS would run Ghostscript) are 'unsupported'.
 RASTER_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "AVIF", "BMP", "ICO", "TIFF"})
@@ -69,6 +76,7 @@ class LoadedImage:
     height: int
     format: str  # by content: 'PNG', 'JPEG', 'GIF', 'WEBP', 'SVG', ...
     transparency: float  # fraction of pixels not fully opaque, before compositing
+    ink: tuple[float, float, float] | None = None  # the ink_* statistics of a transparent file; None if opaque
 
 
 @dataclass(frozen=True)
@@ -163,14 +171,14 @@ def _load(
             image, width, height = _render_svg(fp, max_side, max_pixels)
         else:
             image, width, height, fmt = _decode_raster(fp, size, head, max_side, max_pixels)
-        image, transparency = _flatten(image, background, max_side)
+        image, transparency, ink = _flatten(image, background, max_side)
     except _Reject as reject:
         return ImageError(path, reject.kind, f"{shown}: {reject.detail}")
     except Image.DecompressionBombError as exc:
         return ImageError(path, "too-large", f"{shown}: refused by Pillow as a possible decompression bomb ({exc})")
     except Exception as exc:  # a bad file must never stop a build
         return ImageError(path, "unreadable", f"{shown}: cannot decode ({type(exc).__name__}: {exc})")
-    return LoadedImage(path, image, width, height, fmt, transparency)
+    return LoadedImage(path, image, width, height, fmt, transparency, ink)
 
 
 def _shown(path: PathArg) -> str:
@@ -267,17 +275,38 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
 
 
-def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float]:
-    """Measure transparency, downscale, composite on the background: what a reader sees."""
+def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None]:
+    """Measure transparency, downscale, describe the ink, composite on the background: what a reader sees."""
     transparency = 0.0
+    ink = None
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
         transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
+        ink = _ink_stats(im)
         page = Image.new("RGBA", im.size, (*background, 255))
         im = Image.alpha_composite(page, im).convert("RGB")
-    return im, transparency
+    return im, transparency, ink
+
+
+def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
+    """ink_luminance, ink_dark, ink_light of an RGBA image: its pixels weighted by opacity."""
+    small = rgba.copy()
+    small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BOX)  # Pillow resamples RGBA premultiplied
+    pixels = np.asarray(small, dtype=np.float32) / 255.0
+    alpha = pixels[..., 3]
+    weight = float(alpha.sum())
+    if weight < 1e-6:  # draws nothing: only the page shows, as with a light figure
+        return 1.0, 0.0, 0.0
+    luminance = pixels[..., :3] @ _LUMA
+    opaque = alpha >= 0.5
+    count = max(int(np.count_nonzero(opaque)), 1)
+    return (
+        float((luminance * alpha).sum() / weight),
+        float(np.count_nonzero(opaque & (luminance < INK_DARK)) / count),
+        float(np.count_nonzero(opaque & (luminance > INK_LIGHT)) / count),
+    )
 
 
 _SIGNATURES = (
@@ -601,5 +630,6 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
         loaded.transparency,
         np.log2(colors) / 12.0,
         edges,
+        *(loaded.ink or (luminance.mean(), (luminance < INK_DARK).mean(), (luminance > INK_LIGHT).mean())),
     ]
     return np.asarray(values, dtype=np.float32)

@@ -34,7 +34,7 @@ from invertornot_ssg.evaluation import SATURATION_BASELINE, confusion  # noqa: E
 from invertornot_ssg.head import Head, save_head  # noqa: E402
 from invertornot_ssg.images import STAT_NAMES, load_image, perceptual_hash, phash_distance  # noqa: E402
 from invertornot_ssg.settings import Settings  # noqa: E402
-from invertornot_ssg.training import augmented_copies, new_head  # noqa: E402
+from invertornot_ssg.training import EMBEDDING_COMPONENTS, augmented_copies, new_head  # noqa: E402
 
 EMBEDDER = "efficientnet-lite0"
 PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}
@@ -102,7 +102,7 @@ def load_set(args) -> dict:
             log.warning("skipped %s: %s", row["file"], identified[p][1])
     sha1s = [sha1 for _, sha1 in keep_rows]
     vectors = engine.store.get_vectors(EMBEDDER, sha1s)
-    records = engine.store.get_images(sha1s)
+    records = engine.current_records(sha1s, {sha1: args.cache / row["file"] for row, sha1 in keep_rows})
     return {
         "rows": [row for row, _ in keep_rows],
         "paths": [args.cache / row["file"] for row, _ in keep_rows],
@@ -123,7 +123,7 @@ def augmented(args, data) -> dict:
     cache = args.store / f"augmented-{len(data['sha1s'])}.npz"
     if cache.is_file():
         with np.load(cache) as z:
-            if list(z["sha1"]) == data["sha1s"]:
+            if list(z["sha1"]) == data["sha1s"] and z["S"].shape[1] == data["S"].shape[1]:
                 return {"V": z["V"], "S": z["S"]}
     log.info("embedding one augmented copy of each image")
     copies = augmented_copies(data["engine"], data["paths"])
@@ -173,7 +173,8 @@ def heldout_table(data, aug, folds) -> list[str]:
     lines = ["## Held out by source", "",
              f"GroupKFold({folds}) over sources: no source is in both the training and the test fold. "
              "Decision at p_invert >= 0.5 (the head alone, no kNN or defaults). The embedding enters the "
-             "forest as 16 PCA components beside the 15 image statistics.", "",
+             f"forest as {EMBEDDING_COMPONENTS} PCA components beside the {len(STAT_NAMES)} image statistics "
+             f"({', '.join(STAT_NAMES)}).", "",
              "| method | accuracy | accuracy, clear-cut | recall invert | recall keep | photos inverted | people inverted |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     saturation = data["S"][:, list(STAT_NAMES).index("mean_saturation")]

@@ -7,15 +7,20 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from invertornot_ssg.head import Head, HeadError, content_version, load_head, read_head_info, save_head
+from invertornot_ssg.images import STAT_NAMES
+
+# A head trained on some of the statistics (as one saved before a statistic was added is).
+USED = ("near_white", "mean_saturation", "ink_dark")
 
 
 def fitted_head():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 8)).astype(np.float32)
-    stats = rng.random((60, 3)).astype(np.float32)
-    y = vectors[:, 0] > 0
-    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(np.hstack([vectors, stats]), y)
-    return Head(model, "efficientnet-lite0", True, ("a", "b", "c"), {"samples": 60}), vectors, stats, y
+    stats = rng.random((60, len(STAT_NAMES))).astype(np.float32)  # every statistic, as the store keeps them
+    y = stats[:, STAT_NAMES.index("ink_dark")] > 0.5
+    used = stats[:, [STAT_NAMES.index(n) for n in USED]]
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(np.hstack([vectors, used]), y)
+    return Head(model, "efficientnet-lite0", True, USED, {"samples": 60}), vectors, stats, y
 
 
 def test_round_trip_keeps_predictions_and_metadata(tmp_path):
@@ -25,9 +30,17 @@ def test_round_trip_keeps_predictions_and_metadata(tmp_path):
     loaded = load_head(tmp_path / "head.skops")
     assert loaded.version == saved.version
     assert loaded.metadata["samples"] == 60
-    assert loaded.stat_names == ("a", "b", "c")
+    assert loaded.stat_names == USED
     np.testing.assert_allclose(loaded.p_invert(vectors, stats), head.p_invert(vectors, stats))
     assert ((loaded.p_invert(vectors, stats) >= 0.5) == y).mean() > 0.95
+
+
+def test_refuses_a_head_using_statistics_it_does_not_know(tmp_path):
+    head, *_ = fitted_head()
+    head.stat_names = ("near_white", "mean_saturation", "sharpness")  # from some newer version
+    save_head(head, tmp_path / "new.skops")
+    with pytest.raises(HeadError, match="sharpness"):
+        load_head(tmp_path / "new.skops")
 
 
 def test_each_saved_model_gets_its_own_version(tmp_path):

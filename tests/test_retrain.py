@@ -51,7 +51,7 @@ def labeled_site(tmp_path, capsys, monkeypatch):
 def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, monkeypatch):
     labels, store, overrides, rows = labeled_site(tmp_path, capsys, monkeypatch)
 
-    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap"]) == 0
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap", "--augment"]) == 0
     out = capsys.readouterr().out
     assert "samples: 10 (10 from the site, 0 bootstrap; 10 augmented copies)" in out
     assert "training accuracy: 100.0%" in out
@@ -90,11 +90,11 @@ def test_retrain_without_augmentation_and_with_the_bootstrap_copies(tmp_path, ca
     labels, store, overrides, rows = labeled_site(tmp_path, capsys, monkeypatch)
     (tmp_path / "img" / "photo0.jpg").unlink()  # a labeled file gone since: no copy, no failure
 
-    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap", "--no-augment"]) == 0
-    assert "(10 from the site, 0 bootstrap; 0 augmented copies)" in capsys.readouterr().out
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap"]) == 0
+    assert "(10 from the site, 0 bootstrap; 0 augmented copies)" in capsys.readouterr().out  # off by default
 
     # With the shipped set: its rows come with the augmented copies it ships.
-    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--output", "h.skops"]) == 0
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--output", "h.skops", "--augment"]) == 0
     out = capsys.readouterr().out
     from invertornot_ssg import shipped
 
@@ -102,3 +102,40 @@ def test_retrain_without_augmentation_and_with_the_bootstrap_copies(tmp_path, ca
     n_boot = len(set(boot["sha1"]) - {r["sha1"] for r in rows})
     assert f"{n_boot} bootstrap; {n_boot + 9} augmented copies" in out
     assert "(site labels: 100.0%)" in out
+
+
+def test_records_of_an_older_version_are_described_again_not_embedded_again(tmp_path, capsys, monkeypatch):
+    """A store written before the ink statistics existed: the next build that must decide (a new
+    head version invalidates cached decisions) decodes those images again and keeps their
+    embeddings; retrain skips a label whose record is old and whose file is gone."""
+    import dataclasses
+    import sqlite3
+
+    from invertornot_ssg.images import STAT_NAMES
+    from invertornot_ssg.store import EmbeddingStore
+
+    labels, store, overrides, rows = labeled_site(tmp_path, capsys, monkeypatch)
+    with EmbeddingStore(store) as opened:
+        current = opened.get_images([r["sha1"] for r in rows])
+        opened.put_images(dataclasses.replace(r, stats=r.stats[:15]) for r in current.values())
+    with sqlite3.connect(tmp_path / "store" / "store.sqlite") as db:
+        db.execute("DELETE FROM decisions")  # as after an upgrade that ships a new head
+
+    assert main(["classify", "--json", "--store", store, "img"]) == 0
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(r["cached"] for r in again)  # not embedded again
+    assert [(r["invert"], r["method"]) for r in again] == [(r["invert"], r["method"]) for r in rows]
+    with EmbeddingStore(store) as opened:
+        described = opened.get_images(current)
+    for sha1, record in current.items():
+        assert len(described[sha1].stats) == len(STAT_NAMES)
+        np.testing.assert_allclose(described[sha1].stats, record.stats, atol=1e-6)
+
+    gone = next(r for r in rows if r["path"].endswith("photo0.jpg"))
+    with EmbeddingStore(store) as opened:
+        opened.put_images([dataclasses.replace(current[gone["sha1"]], stats=current[gone["sha1"]].stats[:15])])
+    (tmp_path / "img" / "photo0.jpg").unlink()
+    assert main(["retrain", "--store", store, "--overrides", str(overrides), "--no-bootstrap", "--no-augment"]) == 0
+    captured = capsys.readouterr()
+    assert "(9 from the site, 0 bootstrap; 0 augmented copies)" in captured.out
+    assert "statistics predate this version and its file is gone" in captured.err
