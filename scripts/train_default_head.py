@@ -139,6 +139,9 @@ def augmented(args, data) -> dict:
 # -- held out by source --------------------------------------------------------------------------
 
 CHOSEN = {"features": "embedding+stats", "augment": False}
+# A later row (more features, then augmentation) must beat the best so far by this much: changing
+# the forest's seed or a hyperparameter moves held-out accuracy by about half a point.
+MARGIN = 0.005
 FEATURES = {"stats": (False, True), "embedding": (True, False), "embedding+stats": (True, True)}
 
 
@@ -189,7 +192,7 @@ def heldout_table(data, aug, folds) -> list[str]:
             name = f"head: {features}" + (" + augmentation" if use_aug else "")
             lines.append(f"| {name} | " + " | ".join(row_figures(data, p >= 0.5)) + " |")
             log.info("%s: %.3f", name, acc)
-            if best is None or acc > best[0] + 0.002:  # augmentation must earn its keep
+            if best is None or acc > best[0] + MARGIN:
                 best = (acc, features, use_aug, p)
     _, CHOSEN["features"], CHOSEN["augment"], p = best
     # With the product's unsure band: unsure images go to kNN/keep, which only ever errs towards keep.

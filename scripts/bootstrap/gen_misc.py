@@ -220,10 +220,12 @@ def _shape_svg(rng, stroke, fill, sw):
     return f'<polygon points="{pts}" stroke="{stroke}" fill="{fill}" stroke-width="{sw}" stroke-linejoin="round"/>'
 
 
-def lineart_svg(seed, white_fill=False):
-    """Black (or dark grey) strokes on a transparent background; white_fill: white-filled clipart with outlines."""
+def lineart_svg(seed, white_fill=False, light=False):
+    """Black (or dark grey) strokes on a transparent background; white_fill: white-filled clipart with
+    outlines; light: light strokes, as symbolic icons for dark themes draw them."""
     rng = np.random.default_rng(seed)
-    stroke = str(rng.choice(["#000000", "#222222", "#2e3436", "#333333"]))
+    stroke = str(rng.choice(["#ffffff", "#eeeeec", "#d3d7cf", "#bebebe"] if light else
+                            ["#000000", "#222222", "#2e3436", "#333333"]))
     fill = "#ffffff" if white_fill else "none"
     sw = f"{rng.uniform(1.5, 5):.1f}"
     body = "".join(_shape_svg(rng, stroke, fill, sw) for _ in range(int(rng.integers(1, 5))))
@@ -278,6 +280,7 @@ MISC = [
     ("gen:lineart-transparent", lineart_svg, "invert", "lineart", 34),
     ("gen:lineart-whitefill", functools.partial(lineart_svg, white_fill=True), "invert", "lineart", 12),
     ("gen:flat-icons", flat_icon_svg, "keep", "icon", 36),
+    ("gen:lineart-light", functools.partial(lineart_svg, light=True), "keep", "lineart", 24),
 ]
 
 

@@ -352,6 +352,8 @@ PLOTS = [
     ("heatmap-bold", heatmap_bold, "keep", "heatmap", 34, False),
     ("dark", dark_plot, "keep", "dark", 30, False),
     ("photo-axes", photo_in_axes, "keep", "photo", 6, False),
+    # Made for dark pages: light strokes and text on a transparent background (keep).
+    ("dark-transparent", dark_plot, "keep", "dark", 16, True),
 ]
 
 
