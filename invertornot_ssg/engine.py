@@ -416,7 +416,13 @@ class Engine:
                  if not is_current(record) and sha1 in paths and self._identify(paths[sha1])[0] == sha1]
         if stale:
             self.log.info("describing %d images again: their statistics predate this version", len(stale))
-            fresh = [_record(sha1, p) for sha1, p in self._decoded(stale, fit=False) if not isinstance(p, ImageError)]
+            fresh = []
+            with self._progress(len(stale), "describing again") as bar:
+                # No model runs meanwhile: every core decodes.
+                for sha1, prepared in self._decoded(stale, fit=False, threads=max(1, min(8, _usable_cpus()))):
+                    if not isinstance(prepared, ImageError):
+                        fresh.append(_record(sha1, prepared))
+                    bar.update(1)
             self.store.put_images(fresh)
             records.update((r.sha1, r) for r in fresh)
         return records
@@ -435,7 +441,7 @@ class Engine:
         loader = loading = None
         self._threads_before = None
         try:
-            with self._progress(len(items)) as bar:
+            with self._progress(len(items), f"embedding ({self.embedder_id})") as bar:
                 batch: list[tuple[str, _Prepared]] = []
                 for sha1, prepared in self._decoded(items):
                     if isinstance(prepared, ImageError):
@@ -487,18 +493,18 @@ class Engine:
             self._embedder = get_embedder(self.settings.model, cache_dir=self.store_dir / "models")
         return self._embedder
 
-    def _progress(self, total: int):
+    def _progress(self, total: int, desc: str):
         """One progress bar for the whole pass (on stderr, above a handful of images)."""
         from tqdm.auto import tqdm
 
         show = getattr(self._embedder, "progress", True) and total > PROGRESS_MIN_IMAGES
-        return tqdm(total=total, desc=f"embedding ({self.embedder_id})", unit="img", file=sys.stderr,
-                    disable=not show, leave=False)
+        return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not show, leave=False)
 
-    def _decoded(self, items: list[tuple[str, Path]], fit: bool = True) -> Iterator[tuple[str, _Prepared | ImageError]]:
+    def _decoded(self, items: list[tuple[str, Path]], fit: bool = True,
+                 threads: int = DECODE_THREADS) -> Iterator[tuple[str, _Prepared | ImageError]]:
         """Prepare in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
         window = 2 * EMBED_BATCH
-        with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="invertornot-decode") as pool:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="invertornot-decode") as pool:
             pending: collections.deque = collections.deque()
             todo = iter(items)
             for sha1, path in todo:
