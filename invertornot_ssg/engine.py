@@ -142,6 +142,7 @@ class Engine:
         self._head_signature: tuple = ()  # of the head files when head_info was read
         self._head: Head | None | bool = False  # False: not loaded yet
         self._bootstrap: LabeledSet | None | bool = False
+        self._bootstrap_labels: dict[str, bool] | None | bool = False
         self._loaded_overrides: tuple[tuple[int, int, int] | None, Overrides] | None = None  # see record
         self.embedded = 0  # images embedded by the last classify()
         self._threads_before: int | None = None  # torch's thread count to restore after embedding
@@ -252,7 +253,6 @@ class Engine:
 
         # What people said. Site labels also feed near-duplicate and kNN lookups.
         site_labels = self._site_labels(overrides, requests, sha1s)
-        labeled = self._labeled_set(site_labels)
         human: dict[int, object] = {}
         for i, req in enumerate(requests):
             override = overrides.label_for(sha1s[i], req.key)
@@ -260,31 +260,29 @@ class Engine:
                 req.label if req.label_source == "explicit" else None,
                 req.label if req.label_source == "front-matter" else None,
                 override[0] if override else None,
-                self._duplicate_label(sha1s[i], site_labels, labeled),
+                self._duplicate_label(sha1s[i], site_labels),
             )
             if decision is not None:
                 human[i] = decision
 
         # Everything loadable gets an embedding once (the store is shared; retrain needs them).
         known = [s for s in dict.fromkeys(s for s in sha1s if s)]
-        vectors = self.store.get_vectors(self.embedder_id, known)
-        missing = [(i, sha1s[i]) for i in range(len(requests)) if sha1s[i] and sha1s[i] not in vectors]
+        embedded = self.store.embedded(self.embedder_id, known)  # vectors load only for what is decided
+        missing = [(i, sha1s[i]) for i in range(len(requests)) if sha1s[i] and sha1s[i] not in embedded]
         load_errors = self._embed_missing([(sha1, requests[i].path) for i, sha1 in missing])
         for i, sha1 in missing:
             if sha1 in load_errors:
                 errors.setdefault(i, load_errors[sha1])
         fresh = {sha1 for _, sha1 in missing if sha1 not in load_errors}
-        if fresh:
-            vectors.update(self.store.get_vectors(self.embedder_id, sorted(fresh)))
-            labeled = self._labeled_set(site_labels)  # labeled images embedded just now join the set
+        embedded |= fresh
 
-        undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in vectors}
-        auto = self._decide_auto(undecided, vectors, labeled, version)
+        undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in embedded}
+        auto = self._decide_auto(undecided, site_labels, version)
 
         results = []
         for i, req in enumerate(requests):
             sha1, error = sha1s[i], errors.get(i)
-            cached = bool(sha1 and sha1 in vectors and sha1 not in fresh)
+            cached = bool(sha1 and sha1 in embedded and sha1 not in fresh)
             if i in human:
                 d = human[i]
                 results.append(ImageResult(req, sha1, d.invert, d.p_invert, d.confidence, d.method, version, cached, error))
@@ -341,14 +339,24 @@ class Engine:
                 labels[sha1] = req.label == "invert"
         return labels
 
-    @staticmethod
-    def _duplicate_label(sha1: str | None, site_labels: dict[str, bool], labeled: LabeledSet) -> bool | None:
+    def _duplicate_label(self, sha1: str | None, site_labels: dict[str, bool]) -> bool | None:
         """The label of the same bytes labeled elsewhere (this site first, then the bootstrap set)."""
         if not sha1:
             return None
         if sha1 in site_labels:
             return site_labels[sha1]
-        return labeled.label_of(sha1)
+        return (self.bootstrap_labels() or {}).get(sha1)
+
+    def bootstrap_labels(self) -> dict[str, bool] | None:
+        """The bootstrap set's labels by sha1, without its vectors (all a warm build needs)."""
+        if self._bootstrap_labels is False:
+            self._bootstrap_labels = shipped.load_bootstrap_labels(self.embedder_id)
+        return self._bootstrap_labels  # type: ignore[return-value]
+
+    def _labels_fingerprint(self, site_labels: dict[str, bool]) -> str:
+        """Changes whenever a label changes: cached automatic decisions key on it."""
+        boot = b"+bootstrap" if self.bootstrap_labels() is not None else b""
+        return hashlib.sha1(json.dumps(sorted(site_labels.items())).encode() + boot).hexdigest()[:12]
 
     def _labeled_set(self, site_labels: dict[str, bool]) -> LabeledSet:
         """Bootstrap set plus the site's own labels (which win on the same sha1)."""
@@ -368,25 +376,26 @@ class Engine:
                     invert.append(bool(boot.invert[j]))
                     rows.append(boot.vectors[j])
                     phashes.append(boot.phashes[j])
-        fingerprint = hashlib.sha1(
-            json.dumps(sorted(site_labels.items())).encode() + (b"+bootstrap" if boot is not None else b"")
-        ).hexdigest()[:12]
+        fingerprint = self._labels_fingerprint(site_labels)
         if not sha1s:
             return LabeledSet([], np.zeros(0, dtype=bool), np.zeros((0, 1), dtype=np.float32), [], fingerprint)
         return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes, fingerprint)
 
-    def _decide_auto(self, paths: dict[str, Path], vectors: dict, labeled: LabeledSet, version: str) -> dict[str, dict]:
+    def _decide_auto(self, paths: dict[str, Path], site_labels: dict[str, bool], version: str) -> dict[str, dict]:
         """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds).
-        `paths`: sha1 -> a file with that content, to describe an image again if its record is old."""
+        `paths`: sha1 -> a file with that content, to describe an image again if its record is old.
+        The labeled set (bootstrap vectors included) is built only when something is not cached."""
         sha1s = list(paths)
         if not sha1s:
             return {}
         cache_key = hashlib.sha1(
-            f"{version}|{labeled.fingerprint}|{self.thresholds}".encode()
+            f"{version}|{self._labels_fingerprint(site_labels)}|{self.thresholds}".encode()
         ).hexdigest()[:16]
         decided = self.store.get_decisions(cache_key, sha1s)
         todo = [s for s in sha1s if s not in decided]
         if todo:
+            labeled = self._labeled_set(site_labels)
+            vectors = self.store.get_vectors(self.embedder_id, todo)
             matrix = np.vstack([vectors[s] for s in todo]).astype(np.float32)
             records = self.current_records(todo, paths)
             head = self.head

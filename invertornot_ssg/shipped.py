@@ -36,6 +36,15 @@ def load_bootstrap_training(embedder_id: str) -> dict[str, np.ndarray] | None:
         return {name: data[name] for name in data.files}
 
 
+def load_bootstrap_labels(embedder_id: str) -> dict[str, bool] | None:
+    """sha1 -> invert of the shipped set (no vectors: what a warm build needs), or None."""
+    path = bootstrap_path(embedder_id)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        return dict(zip((str(s) for s in npz["sha1"]), (bool(i) for i in npz["invert"])))
+
+
 def load_bootstrap(embedder_id: str) -> LabeledSet | None:
     """The shipped labeled set in this embedder's space, or None when none ships for it."""
     path = bootstrap_path(embedder_id)

@@ -83,8 +83,8 @@ class SiteResolver:
         self.hosts = {b.host for b in self.bases if b.host}
         prefixes = {b.prefix for b in self.bases}
         self.prefixes = sorted(prefixes, key=len, reverse=True) if prefixes else ["/"]
-        self._real_roots = [Path(os.path.realpath(p)) for p in (self.root, *allowed_roots)]
-        self._real_folders: dict[Path, Path] = {}
+        self._real_roots = [os.path.realpath(p) for p in (self.root, *allowed_roots)]
+        self._real_folders: dict[Path, str] = {}
 
     def page_id(self, page: Path) -> str:
         return Path(os.path.relpath(os.path.abspath(page), self.root)).as_posix()
@@ -144,23 +144,24 @@ class SiteResolver:
         except (OSError, ValueError):
             return Resolved(None, key, f"is missing from the site directory ({file})")
         if stat.S_ISLNK(st.st_mode):
-            real = Path(os.path.realpath(file))
-            if real.is_dir():
+            real = os.path.realpath(file)
+            if os.path.isdir(real):
                 return Resolved(None, key, "is a directory")
         elif stat.S_ISDIR(st.st_mode):
             return Resolved(None, key, "is a directory")
         else:  # not a link itself: only its folder can lead elsewhere (resolved once per folder)
-            real = self._real_folder(file.parent) / file.name
-        if not any(real == r or r in real.parents for r in self._real_roots):
+            real = os.path.join(self._real_folder(file.parent), file.name)
+        # Both sides are real paths: a string prefix is the containment test (Path.parents is slow).
+        if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self._real_roots):
             return Resolved(None, key, f"is a link to a file outside the site root ({real})")
         if not _is_utf8(file):  # the store and the overrides file keep paths as UTF-8 text
             return Resolved(None, key, "has a file name that is not valid UTF-8; rename the file")
         return Resolved(file, key)
 
-    def _real_folder(self, folder: Path) -> Path:
+    def _real_folder(self, folder: Path) -> str:
         real = self._real_folders.get(folder)
         if real is None:
-            real = self._real_folders[folder] = Path(os.path.realpath(folder))
+            real = self._real_folders[folder] = os.path.realpath(folder)
         return real
 
 

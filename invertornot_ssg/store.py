@@ -373,6 +373,16 @@ class EmbeddingStore:
         with self._mutex:
             return self._run(query)
 
+    def embedded(self, embedder_id: str, sha1s: Iterable[str]) -> set[str]:
+        """Those of `sha1s` the embedder has a vector for (without reading the vectors)."""
+
+        def query() -> set[str]:
+            return {row[0] for row in self._select_in(
+                "SELECT sha1 FROM vectors WHERE embedder = ? AND sha1 IN ({})", (embedder_id,), sha1s)}
+
+        with self._mutex:
+            return self._run(query)
+
     def vectors_matrix(self, embedder_id: str) -> tuple[list[str], np.ndarray]:
         """Every vector of the embedder, oldest first: (sha1s, float32 array of shape (n, dim))."""
 

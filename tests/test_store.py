@@ -148,6 +148,8 @@ def test_vectors_round_trip_skips_duplicates(store: EmbeddingStore):
     assert order == sha1s and matrix.shape == (30, DIM)
     np.testing.assert_allclose(matrix, vectors, atol=1e-3)
     assert store.get_vectors("other-embedder", sha1s) == {}
+    assert store.embedded(EMB, sha1s[25:] + ["missing"]) == set(sha1s[25:])
+    assert store.embedded("other-embedder", sha1s) == set()
     assert store.vectors_matrix("other-embedder")[1].shape == (0, 0)
 
 
