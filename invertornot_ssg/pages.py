@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .engine import Engine, ImageRequest, ImageResult
 from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
-from .remote import REMOTE_DIR, RemoteFetcher, normalize_url
+
+if TYPE_CHECKING:
+    from .remote import RemoteFetcher
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class _Page:
 class PageBatch:
     """One build: `add_page` for every page, `classify` once, then `rewritten(page_id)` per page."""
 
-    def __init__(self, engine: Engine, logger: logging.Logger | None = None, fetcher: RemoteFetcher | None = None):
+    def __init__(self, engine: Engine, logger: logging.Logger | None = None, fetcher: "RemoteFetcher | None" = None):
         self.engine = engine
         self.log = logger or engine.log
         self.fetcher = fetcher  # remote images: made from the settings when `remote: true` and needed
@@ -59,7 +61,7 @@ class PageBatch:
                 continue
             resolved = resolve(tag.src)
             if resolved is None:
-                url = normalize_url(tag.src) if self._remote and tag.remote else None
+                url = _normalize_url(tag.src) if self._remote and tag.remote else None
                 if url:
                     page.remote.append((tag, url))  # fetched for all pages at once in classify()
                 continue
@@ -98,6 +100,8 @@ class PageBatch:
         if not pending:
             return
         if self.fetcher is None:
+            from .remote import REMOTE_DIR, RemoteFetcher  # http.client and ssl: only for sites that fetch
+
             settings = self.engine.settings
             self.fetcher = RemoteFetcher(
                 self.engine.store_dir / REMOTE_DIR, timeout=settings.remote_timeout,
@@ -144,3 +148,9 @@ class PageBatch:
     @property
     def results(self) -> Sequence[ImageResult]:
         return list(self._results.values())
+
+
+def _normalize_url(src: str) -> str | None:
+    from .remote import normalize_url
+
+    return normalize_url(src)
