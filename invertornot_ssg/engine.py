@@ -30,7 +30,7 @@ from .images import (
     parse_color,
     perceptual_hash,
 )
-from .overrides import AutoRecord, Overrides, record_decisions
+from .overrides import AutoRecord, Overrides, load_cached, record_decisions
 from .settings import Settings
 from .store import EmbeddingStore, ImageRecord
 
@@ -230,7 +230,7 @@ class Engine:
         if self.overrides_path is None:
             return Overrides(os.devnull)  # no overrides file: nobody labeled anything
         signature = _file_signature(self.overrides_path)  # before reading: a later change shows
-        overrides = Overrides.load(self.overrides_path)
+        overrides = load_cached(self.overrides_path, self.store_dir / "cache")
         self._loaded_overrides = (signature, overrides)
         return overrides
 

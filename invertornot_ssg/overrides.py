@@ -7,7 +7,10 @@ the file atomically. A human label is never overwritten or dropped.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
+import hashlib
+import json
 import os
 import re
 import secrets
@@ -21,6 +24,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from .errors import OverridesError
+from .fileio import atomic_write
 
 __all__ = [
     "AutoRecord",
@@ -247,6 +251,40 @@ def record_decisions(
 
 
 # --- reading -----------------------------------------------------------------------------
+
+_CACHE_FORMAT = 1
+
+
+def load_cached(path: str | os.PathLike[str], cache_dir: Path) -> Overrides:
+    """`Overrides.load` through a JSON copy of the parsed file in `cache_dir`, keyed by the file's
+    content (SHA-1 of its bytes, so any edit is seen): a warm build of a 1,000-image site parsed
+    its YAML in ~75 ms on every build. The file stays the truth: any problem with the copy means
+    parsing the file; a file JSON cannot hold exactly (a YAML date, a number as a key) is not copied."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if data is None:
+        return Overrides(path)
+    digest = hashlib.sha1(data).hexdigest()
+    cache = Path(cache_dir) / f"overrides-{hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:16]}.json"
+    try:
+        copy = json.loads(cache.read_bytes())
+        if copy["format"] == _CACHE_FORMAT and copy["sha1"] == digest:
+            return Overrides(path, {key: Entry(**e) for key, e in copy["entries"].items()}, copy["extra"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass  # none yet, another file's, or damaged: parse
+    overrides = _parse(path, data)
+    content = {"entries": {key: dataclasses.asdict(e) for key, e in overrides.entries.items()},
+               "extra": overrides._extra}
+    try:
+        text = json.dumps({"format": _CACHE_FORMAT, "sha1": digest, **content}, allow_nan=False)
+        if json.loads(text) != {"format": _CACHE_FORMAT, "sha1": digest, **content}:
+            return overrides  # JSON would change a value (a number as a key, ...)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, text.encode("utf-8"))
+    except (TypeError, ValueError, OSError):
+        pass  # not JSON-able (a YAML date, ...) or not writable: the next build parses again
+    return overrides
+
 
 
 def _read_bytes(path: Path) -> bytes | None:

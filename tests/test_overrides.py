@@ -146,6 +146,41 @@ def test_unknown_keys_are_preserved(path: Path) -> None:
     assert str(data["images"]["a.png"]["reviewer"]["when"]) == "2024-05-01"
 
 
+def test_load_cached_keeps_a_json_copy_keyed_by_content(path: Path, tmp_path: Path) -> None:
+    import json
+
+    cache_dir = tmp_path / "cache"
+    record_decisions(path, {"a.png": auto("a"), "b.png": auto("b", invert=False, p=0.1)}, labels={"b.png": "keep"})
+    parsed = Overrides.load(path)
+    first = ov.load_cached(path, cache_dir)
+    (copy,) = cache_dir.iterdir()
+    assert first.entries == parsed.entries
+    second = ov.load_cached(path, cache_dir)  # from the copy: the same entries, labels and conflicts
+    assert second.entries == parsed.entries and second.human_labels() == parsed.human_labels()
+    assert second.label_for(sha("b"), "elsewhere.png") == ("keep", "sha1")
+
+    # The copy is what a warm build reads: change it behind the file's back and it shows ...
+    data = json.loads(copy.read_text())
+    data["entries"]["b.png"]["label"] = "invert"
+    copy.write_text(json.dumps(data))
+    assert ov.load_cached(path, cache_dir).entries["b.png"].label == "invert"
+    # ... until the file changes: any edit, whatever its size or time, is new content.
+    path.write_text(path.read_text().replace("label: keep", "label: keep "))
+    assert ov.load_cached(path, cache_dir).entries["b.png"].label == "keep"
+    copy.write_text("{not json")  # a damaged copy: parse the file
+    assert ov.load_cached(path, cache_dir).entries == Overrides.load(path).entries
+
+
+def test_load_cached_copies_nothing_json_cannot_hold(path: Path, tmp_path: Path) -> None:
+    path.write_text("version: 1\nimages:\n  a.png: {label: keep, reviewed: 2024-05-01}\n", encoding="utf-8")
+    loaded = ov.load_cached(path, tmp_path / "cache")
+    assert loaded.entries == Overrides.load(path).entries
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+    path.write_text("version: 1\nimages:\n  a.png: [keep\n", encoding="utf-8")
+    with pytest.raises(OverridesError, match=r"invertornot\.yml:4: invalid YAML"):
+        ov.load_cached(path, tmp_path / "cache")
+
+
 # --- merge rules -------------------------------------------------------------------------
 
 
