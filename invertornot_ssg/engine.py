@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
+from ._numpy import np
 
 from . import shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human

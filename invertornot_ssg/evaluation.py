@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from ._numpy import np
 
 from .engine import Engine, ImageRequest
 from .errors import InvertOrNotError

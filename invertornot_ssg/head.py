@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from ._numpy import np
 
 from .errors import InvertOrNotError
 from .fileio import atomic_write

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
-import numpy as np
+from ._numpy import np
 from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError
@@ -63,7 +63,7 @@ _SVG_LENGTH = re.compile(r"\s*([+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(px|p
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _GZIP_MAGIC = b"\x1f\x8b"
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L"
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
     weight = float(alpha.sum())
     if weight < 1e-6:  # draws nothing: only the page shows, as with a light figure
         return 1.0, 0.0, 0.0
-    luminance = pixels[..., :3] @ _LUMA
+    luminance = pixels[..., :3] @ np.asarray(_LUMA, dtype=np.float32)
     opaque = alpha >= 0.5
     count = max(int(np.count_nonzero(opaque)), 1)
     return (
@@ -614,7 +614,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
     factor = -(-max(image.size) // STATS_SIDE)  # ceiling division
     pixels = np.asarray(image.reduce(factor) if factor > 1 else image)  # box average: fast, no aliasing
     rgb = pixels.astype(np.float32) / 255.0
-    luminance = rgb @ _LUMA
+    luminance = rgb @ np.asarray(_LUMA, dtype=np.float32)
     histogram = np.histogram(luminance, bins=8, range=(0.0, 1.0))[0] / luminance.size
     quantised = pixels >> 4  # 4 bits per channel, so noise does not count as colours
     codes = quantised.astype(np.int32) @ np.array([256, 16, 1], dtype=np.int32)

@@ -1,9 +1,10 @@
 """What the package ships in models/: the default head and the bootstrap labeled set, per embedder."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
-import numpy as np
+from ._numpy import np
 
 from .decisions import LabeledSet
 from .embedders import id_slug
@@ -36,13 +37,21 @@ def load_bootstrap_training(embedder_id: str) -> dict[str, np.ndarray] | None:
         return {name: data[name] for name in data.files}
 
 
+def manifest_path() -> Path:
+    return models_dir() / "bootstrap" / "manifest.csv"
+
+
 def load_bootstrap_labels(embedder_id: str) -> dict[str, bool] | None:
-    """sha1 -> invert of the shipped set (no vectors: what a warm build needs), or None."""
-    path = bootstrap_path(embedder_id)
-    if not path.is_file():
+    """sha1 -> invert of the shipped set, or None when none ships for the embedder. Read from the
+    manifest, not the .npz: a warm build needs only these labels, and loading the .npz means
+    importing numpy (~90 ms of every build)."""
+    if not bootstrap_path(embedder_id).is_file():
         return None
-    with np.load(path, allow_pickle=False) as npz:
-        return dict(zip((str(s) for s in npz["sha1"]), (bool(i) for i in npz["invert"])))
+    try:
+        with manifest_path().open(encoding="utf-8", newline="") as f:
+            return {row["sha1"]: row["label"] == "invert" for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error):  # a damaged install: decide without exact-duplicate reuse
+        return {}
 
 
 def load_bootstrap(embedder_id: str) -> LabeledSet | None:

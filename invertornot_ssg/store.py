@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-import numpy as np
+from ._numpy import np
 from filelock import FileLock, Timeout
 
 from . import __version__

@@ -61,11 +61,12 @@ def test_json_lines_then_all_cached(tmp_path, mixed_folder, capsys):
 def test_a_warm_run_loads_no_model_and_the_head_file_is_checked(tmp_path, mixed_folder, capsys):
     store = tmp_path / "store"
     first = run_json(capsys, "--store", str(store), str(mixed_folder))
-    # Warm, in a fresh process: the head's version comes from its sidecar; no torch, no scikit-learn.
+    # Warm, in a fresh process: the head's version comes from its sidecar; no torch, no scikit-learn,
+    # not even numpy (it sits in sys.modules, loaded on first use).
     code = (
         "import json, sys; from invertornot_ssg.cli import main\n"
         f"assert main(['classify', '--json', '--store', {str(store)!r}, {str(mixed_folder)!r}]) == 0\n"
-        "heavy = [m for m in ('torch', 'sklearn', 'skops', 'faiss', 'timm') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'skops', 'faiss', 'timm', 'numpy._core') if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,0 +1,24 @@
+"""numpy is imported on first use: not by importing the core, and safely from several threads."""
+import subprocess
+import sys
+
+CODE = """
+import sys, threading
+import invertornot_ssg.engine, invertornot_ssg.pages, invertornot_ssg.sitedir
+assert 'numpy._core' not in sys.modules and 'numpy.core' not in sys.modules, 'numpy imported eagerly'
+from invertornot_ssg._numpy import np
+start, results = threading.Barrier(8), []
+def first_use():
+    start.wait()  # eight threads touch numpy for the first time at once, as decode threads may
+    results.append(float(np.linalg.norm(np.ones(4, dtype=np.float32))))
+threads = [threading.Thread(target=first_use) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert results == [2.0] * 8, results
+assert isinstance(np.zeros(1), np.ndarray) and np.__name__ == 'numpy'
+"""
+
+
+def test_numpy_is_imported_on_first_use_from_any_thread():
+    proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
