@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
 
 from common import DATA, median, save_results, table  # noqa: E402
-from sitegen import make_site  # noqa: E402
 
 HEAVY = ("torch", "faiss", "sklearn", "skops", "open_clip", "timm", "numpy")
 
@@ -139,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     # the plugin on each build, while mkdocs' own modules load from the .pyc files pip wrote.
     compileall.compile_dir(str(REPO / "invertornot_ssg"), quiet=1)
     compileall.compile_dir(str(REPO / "plugins"), quiet=1)
+
+    from sitegen import make_site  # numpy and Pillow: here, not in the children whose imports count
 
     site = DATA / f"site-{args.images}"
     make_site(site, args.images)
