@@ -47,10 +47,8 @@ class LabeledSet:
     invert: np.ndarray  # bool per row
     vectors: np.ndarray  # (n, dim) float32, L2-normalised
     phashes: list[str | None]
-    fingerprint: str = ""  # changes whenever a label changes: cached automatic decisions key on it
 
     def __post_init__(self) -> None:
-        self._row = {sha1: i for i, sha1 in enumerate(self.sha1s)}
         self._index = None
 
     @classmethod
@@ -59,10 +57,6 @@ class LabeledSet:
 
     def __len__(self) -> int:
         return len(self.sha1s)
-
-    def label_of(self, sha1: str) -> bool | None:
-        row = self._row.get(sha1)
-        return None if row is None else bool(self.invert[row])
 
     def neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and rows of the k nearest labeled images, best first (-1 rows pad)."""

@@ -376,10 +376,9 @@ class Engine:
                     invert.append(bool(boot.invert[j]))
                     rows.append(boot.vectors[j])
                     phashes.append(boot.phashes[j])
-        fingerprint = self._labels_fingerprint(site_labels)
         if not sha1s:
-            return LabeledSet([], np.zeros(0, dtype=bool), np.zeros((0, 1), dtype=np.float32), [], fingerprint)
-        return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes, fingerprint)
+            return LabeledSet.empty(1)
+        return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes)
 
     def _decide_auto(self, paths: dict[str, Path], site_labels: dict[str, bool], version: str) -> dict[str, dict]:
         """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds).
@@ -400,10 +399,10 @@ class Engine:
             records = self.current_records(todo, paths)
             head = self.head
             p_head: list[float | None] = [None] * len(todo)
-            rows = [j for j, s in enumerate(todo) if is_current(records[s])]  # a file gone since: no head
-            if head is not None and rows:
-                stats = np.vstack([records[todo[j]].stats for j in rows])
-                for j, p in zip(rows, head.p_invert(matrix[rows], stats)):
+            described = [j for j, s in enumerate(todo) if is_current(records[s])]  # a file gone since: no head
+            if head is not None and described:
+                stats = np.vstack([records[todo[j]].stats for j in described])
+                for j, p in zip(described, head.p_invert(matrix[described], stats)):
                     p_head[j] = float(p)
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)

@@ -290,6 +290,11 @@ def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Ima
     return im, transparency, ink
 
 
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel luminance of an (..., 3) float array in [0, 1]."""
+    return rgb @ np.asarray(_LUMA, dtype=np.float32)
+
+
 def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
     """ink_luminance, ink_dark, ink_light of an RGBA image: its pixels weighted by opacity."""
     small = rgba.copy()
@@ -299,7 +304,7 @@ def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
     weight = float(alpha.sum())
     if weight < 1e-6:  # draws nothing: only the page shows, as with a light figure
         return 1.0, 0.0, 0.0
-    luminance = pixels[..., :3] @ np.asarray(_LUMA, dtype=np.float32)
+    luminance = _luminance(pixels[..., :3])
     opaque = alpha >= 0.5
     count = max(int(np.count_nonzero(opaque)), 1)
     return (
@@ -614,7 +619,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
     factor = -(-max(image.size) // STATS_SIDE)  # ceiling division
     pixels = np.asarray(image.reduce(factor) if factor > 1 else image)  # box average: fast, no aliasing
     rgb = pixels.astype(np.float32) / 255.0
-    luminance = rgb @ np.asarray(_LUMA, dtype=np.float32)
+    luminance = _luminance(rgb)
     histogram = np.histogram(luminance, bins=8, range=(0.0, 1.0))[0] / luminance.size
     quantised = pixels >> 4  # 4 bits per channel, so noise does not count as colours
     codes = quantised.astype(np.int32) @ np.array([256, 16, 1], dtype=np.int32)

@@ -273,18 +273,18 @@ def load_cached(path: str | os.PathLike[str], cache_dir: Path) -> Overrides:
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass  # none yet, another file's, or damaged: parse
     overrides = _parse(path, data)
-    content = {"entries": {key: dataclasses.asdict(e) for key, e in overrides.entries.items()},
-               "extra": overrides._extra}
+    document = {"format": _CACHE_FORMAT, "sha1": digest,
+                "entries": {key: dataclasses.asdict(e) for key, e in overrides.entries.items()},
+                "extra": overrides._extra}
     try:
-        text = json.dumps({"format": _CACHE_FORMAT, "sha1": digest, **content}, allow_nan=False)
-        if json.loads(text) != {"format": _CACHE_FORMAT, "sha1": digest, **content}:
+        text = json.dumps(document, allow_nan=False)
+        if json.loads(text) != document:
             return overrides  # JSON would change a value (a number as a key, ...)
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache, text.encode("utf-8"))
     except (TypeError, ValueError, OSError):
         pass  # not JSON-able (a YAML date, ...) or not writable: the next build parses again
     return overrides
-
 
 
 def _read_bytes(path: Path) -> bytes | None:

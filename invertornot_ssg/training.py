@@ -145,7 +145,8 @@ def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log
             if sha1 not in vectors:
                 log.warning("label of image %s (%s) skipped: the store has never seen its file; build the site first",
                             sha1[:10], labels[sha1][1])
-    records = engine.current_records(list(vectors), {s: Path(p) for s, p in engine.store.paths_for(list(vectors)).items()})
+    paths = {sha1: Path(p) for sha1, p in engine.store.paths_for(list(vectors)).items()}
+    records = engine.current_records(list(vectors), paths)
     data = TrainingSet()
     site_rows = {}
     for sha1, vector in vectors.items():
@@ -155,9 +156,8 @@ def gather(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, log
         elif sha1 in records:
             site_rows[sha1] = data.add(sha1, labels[sha1][0], "site", vector, records[sha1].stats, SITE_WEIGHT)
     if augment and site_rows:
-        paths = engine.store.paths_for(list(site_rows))
         found = [sha1 for sha1 in site_rows if sha1 in paths]
-        for sha1, copy in zip(found, augmented_copies(engine, [Path(paths[s]) for s in found])):
+        for sha1, copy in zip(found, augmented_copies(engine, [paths[s] for s in found])):
             if copy is not None:
                 data.augmented[site_rows[sha1]] = copy
     if bootstrap:
