@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,11 +15,12 @@ from typing import Iterator, Sequence
 
 from ._numpy import np
 
-from . import shipped
+from . import buildmemo, shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human
 from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, id_slug, input_side
 from .embedders import embedder_id as canonical_embedder_id
 from .errors import ConfigError
+from .fileio import file_signature
 from .head import Head, HeadError, HeadInfo, load_head, read_head_info
 from .images import (
     STAT_NAMES,
@@ -32,7 +34,7 @@ from .images import (
 )
 from .overrides import AutoRecord, Overrides, load_cached, record_decisions
 from .settings import Settings
-from .store import EmbeddingStore, ImageRecord
+from .store import HEADS_DIR, EmbeddingStore, ImageRecord
 
 EMBED_BATCH = 32  # images per model batch and per store write
 # Images are decoded to fit this many pixels (or the model's input side, if larger): the size the
@@ -54,14 +56,6 @@ def _usable_cpus() -> int:
 # cores only contend (benchmarks/README.md has the measurements behind this split).
 DECODE_THREADS = max(1, min(4, _usable_cpus() // 2))
 MODEL_THREADS: int | None = None  # torch threads while embedding; None: see Engine._set_model_threads
-
-
-def _file_signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass
@@ -145,6 +139,8 @@ class Engine:
         self._bootstrap_labels: dict[str, bool] | None | bool = False
         self._loaded_overrides: tuple[tuple[int, int, int] | None, Overrides] | None = None  # see record
         self.embedded = 0  # images embedded by the last classify()
+        self.memo_hit = False  # whether the last classify() reused the last build's results
+        self._memo_signature: tuple[int, int, int] | None = None  # of the overrides file it was checked against
         self._threads_before: int | None = None  # torch's thread count to restore after embedding
 
     def resolve(self, path: str) -> Path:
@@ -163,7 +159,7 @@ class Engine:
 
         Looked up again when a candidate file changed, so `retrain` during `mkdocs serve` takes
         effect on the next rebuild."""
-        signature = tuple(_file_signature(p) for p in self._head_candidates() for p in (p, p.with_suffix(".json")))
+        signature = tuple(file_signature(p) for p in self._head_candidates() for p in (p, p.with_suffix(".json")))
         if self._head_info is False or signature != self._head_signature:
             self._head_info = self._find_head_info()
             self._head_signature = signature
@@ -197,14 +193,17 @@ class Engine:
 
     def site_head_path(self) -> Path:
         """Where `retrain` saves this site's head in the (shared) store: one per overrides file."""
-        site = hashlib.sha1(str(self.overrides_path or self.base_dir).encode()).hexdigest()[:8]
-        return self.store.heads_dir / f"head-{id_slug(self.embedder_id)}-{site}.skops"
+        return self.store_dir / HEADS_DIR / f"head-{id_slug(self.embedder_id)}-{self._site_id()}.skops"
+
+    def _site_id(self) -> str:
+        """Names this site's files in a store shared by several sites."""
+        return hashlib.sha1(str(self.overrides_path or self.base_dir).encode()).hexdigest()[:8]
 
     def _find_head_info(self) -> HeadInfo | None:
         if self.settings.head:
             path = self.resolve(self.settings.head)
             try:
-                info = read_head_info(path)
+                info = read_head_info(path, self.store_dir / "cache")
             except HeadError as exc:
                 raise ConfigError(f"head: {exc}") from None
             if info.embedder_id != self.embedder_id:
@@ -213,7 +212,7 @@ class Engine:
         for path in self._head_candidates():
             if path.is_file():
                 try:
-                    info = read_head_info(path)
+                    info = read_head_info(path, self.store_dir / "cache")
                 except HeadError as exc:
                     self.log.warning("%s; deciding without it", exc)
                     continue
@@ -229,25 +228,74 @@ class Engine:
     def load_overrides(self) -> Overrides:
         if self.overrides_path is None:
             return Overrides(os.devnull)  # no overrides file: nobody labeled anything
-        signature = _file_signature(self.overrides_path)  # before reading: a later change shows
+        signature = file_signature(self.overrides_path)  # before reading: a later change shows
         overrides = load_cached(self.overrides_path, self.store_dir / "cache")
         self._loaded_overrides = (signature, overrides)
         return overrides
 
     # -- classify -----------------------------------------------------------------------------
 
-    def classify(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
-        """Decide every image in one batched pass. Bad images give error results; nothing raises per image."""
+    def classify(self, requests: Sequence[ImageRequest], memo: bool = False) -> list[ImageResult]:
+        """Decide every image in one batched pass. Bad images give error results; nothing raises per image.
+
+        `memo`: reuse the last build's results when nothing they depend on changed (see buildmemo);
+        for site builds, which repeat the same requests."""
         self.embedded = 0
+        self.memo_hit = False
+        found = self._from_memo(requests) if memo else None
+        results, warnings = found if found is not None else self._classify(requests, memo)
+        for warning in warnings:
+            self.log.warning("%s: %s", self.overrides_path, warning)
+        for result in results:
+            if result.error:
+                self.log.warning("%s: %s", result.request.key, result.error)
+        return results
+
+    def site_cache_path(self, kind: str) -> Path:
+        """A cache file of this site's in the (shared) store: `build` (the build memo), `pages` (scans)."""
+        return self.store_dir / "cache" / f"{kind}-{self._site_id()}.json"
+
+    def _fingerprint(self, overrides_digest: str | None) -> str:
+        return buildmemo.fingerprint(
+            self.version, self.settings, self.base_dir, self.overrides_path, overrides_digest,
+            file_signature(shipped.manifest_path()),
+        )
+
+    def _from_memo(self, requests: Sequence[ImageRequest]) -> tuple[list[ImageResult], list[str]] | None:
+        signature = file_signature(self.overrides_path) if self.overrides_path else None
+        expected = self._fingerprint(buildmemo.file_digest(self.overrides_path))
+        found = buildmemo.load(self.site_cache_path("build"), expected, buildmemo.request_columns(requests))
+        if found is None:
+            return None
+        saved, warnings = found
+        self.memo_hit, self._memo_signature = True, signature  # see record()
+        version = self.version
+        columns = [saved[name] for name in buildmemo.RESULT_COLUMNS]
+        results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error)
+                   for req, sha1, invert, p, confidence, method, cached, error in zip(requests, *columns)]
+        # An error may pass without the file changing (permissions, I/O): those images are always
+        # tried again. Images that failed have no label to lend, so the others' results stand.
+        retry = [i for i, result in enumerate(results) if result.error]
+        if retry:
+            again, _ = self._classify([requests[i] for i in retry], memo=False)
+            for i, result in zip(retry, again):
+                results[i] = result
+            if any(result.error is None for result in again):
+                self.memo_hit = False  # a new decision for record() to write
+        return results, warnings
+
+    def _classify(self, requests: Sequence[ImageRequest], memo: bool) -> tuple[list[ImageResult], list[str]]:
+        """The full path: (results, warnings about the overrides file)."""
         overrides = self.load_overrides()
-        for conflict in overrides.conflicts():
-            self.log.warning("%s: %s", self.overrides_path, conflict)
+        conflicts = [str(conflict) for conflict in overrides.conflicts()]
         version = self.version
         sha1s: list[str | None] = []
+        signatures: list[tuple[int, int] | None] = []
         errors: dict[int, str] = {}
         for i, req in enumerate(requests):
-            sha1, error = self._identify(req.path)
+            sha1, error, signature = self._identify(req.path)
             sha1s.append(sha1)
+            signatures.append(signature)
             if error:
                 errors[i] = error
 
@@ -291,29 +339,34 @@ class Engine:
                 results.append(ImageResult(req, sha1, d["invert"], d["p_invert"], d["confidence"], d["method"], version, cached, None))
             else:
                 results.append(ImageResult(req, sha1, None, None, None, "error", version, False, error or "not classified"))
-        for result in results:
-            if result.error:
-                self.log.warning("%s: %s", result.request.key, result.error)
-        return results
+        if memo and not self._would_record(results, overrides):
+            # Only a build whose decisions the overrides file already holds leaves a memo: a build
+            # that writes them would change the file the memo's fingerprint is taken of.
+            columns = {name: [getattr(r, name) for r in results] for name in buildmemo.RESULT_COLUMNS}
+            columns["cached"] = [bool(r.sha1 and r.sha1 in embedded) for r in results]  # all are, next time
+            buildmemo.save(self.site_cache_path("build"), self._fingerprint(overrides.digest),
+                           buildmemo.request_columns(requests), signatures, columns, conflicts)
+        return results, conflicts
 
     def ensure_embedded(self, paths: Sequence[Path]) -> dict[Path, tuple[str | None, str | None]]:
         """Hash, describe and embed files the store lacks (training, evaluation); path -> (sha1, error)."""
-        identified = {path: self._identify(path) for path in paths}
+        identified = {path: self._identify(path)[:2] for path in paths}
         known = self.store.get_vectors(self.embedder_id, [s for s, _ in identified.values() if s])
         missing = [(sha1, path) for path, (sha1, _) in identified.items() if sha1 and sha1 not in known]
         errors = self._embed_missing(missing)
         return {path: (sha1, error or errors.get(sha1)) for path, (sha1, error) in identified.items()}
 
-    def _identify(self, path: Path) -> tuple[str | None, str | None]:
-        """sha1 of the file, re-hashing only when size or mtime changed."""
+    def _identify(self, path: Path) -> tuple[str | None, str | None, tuple[int, int] | None]:
+        """(sha1, error, (size, mtime_ns)) of the file, re-hashing only when size or mtime changed."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return None, "image file not found"
+            return None, "image file not found", None
         except OSError as exc:
-            return None, f"cannot read the file ({exc.strerror or exc})"
-        if not os.path.isfile(path):
-            return None, "not a regular file"
+            return None, f"cannot read the file ({exc.strerror or exc})", None
+        signature = (st.st_size, st.st_mtime_ns)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file", signature
         key = os.fsdecode(os.path.abspath(path))
         # A name that is not valid UTF-8 cannot be a SQLite key: hash it every time instead.
         cacheable = _encodable(key)
@@ -322,10 +375,10 @@ class Engine:
             try:
                 sha1 = file_sha1(path)
             except OSError as exc:
-                return None, f"cannot read the file ({exc.strerror or exc})"
+                return None, f"cannot read the file ({exc.strerror or exc})", signature
             if cacheable:
                 self.store.remember_files([(key, st.st_size, st.st_mtime_ns, sha1)])
-        return sha1, None
+        return sha1, None, signature
 
     def _site_labels(
         self, overrides: Overrides, requests: Sequence[ImageRequest], sha1s: Sequence[str | None]
@@ -557,29 +610,28 @@ class Engine:
         """Write this build's decisions into the overrides YAML (human labels are never touched)."""
         if self.overrides_path is None or not self.settings.write_overrides:
             return
-        decisions = {
-            r.request.key: AutoRecord(
-                sha1=r.sha1, invert=r.invert, p_invert=r.p_invert, confidence=r.confidence,
-                method=r.method, version=r.version,
-            )
-            for r in results
-            if r.sha1 and r.invert is not None
-        }
-        if decisions and not self._recorded_already(decisions):
+        decisions = _decisions(results)
+        if not decisions:
+            return
+        if self.memo_hit and self._memo_signature == file_signature(self.overrides_path):
+            return  # the memo's results: only a build that found these decisions recorded leaves one
+        if not self._recorded_already(decisions):
             record_decisions(self.overrides_path, decisions)
+
+    def _would_record(self, results: Sequence[ImageResult], overrides: Overrides) -> bool:
+        """Whether record(results) would write the overrides file as read for this build."""
+        if self.overrides_path is None or not self.settings.write_overrides:
+            return False
+        decisions = _decisions(results)
+        return bool(decisions) and not _holds(overrides, decisions)
 
     def _recorded_already(self, decisions: dict[str, AutoRecord]) -> bool:
         """Whether the overrides file, unchanged since this engine read it, holds exactly these
         decisions: a warm build then skips the lock, the second parse and the dump."""
         signature, overrides = self._loaded_overrides or (None, None)
-        if overrides is None or signature is None or signature != _file_signature(self.overrides_path):
+        if overrides is None or signature is None or signature != file_signature(self.overrides_path):
             return False
-        entries = overrides.entries
-        for key, record in decisions.items():
-            entry = entries.get(key)
-            if entry is None or entry.auto != record.as_yaml() or entry.sha1 != (record.sha1 or "").lower():
-                return False
-        return True
+        return _holds(overrides, decisions)
 
     def summary(self, results: Sequence[ImageResult]) -> str:
         """The one line a build logs."""
@@ -592,7 +644,30 @@ class Engine:
         return (
             f"{len(results)} images: {inverted} inverted, {self.embedded} embedded, {cached} cached, "
             f"{errors} errors, {unsure} unsure; by method: {per_method or 'none'}"
+            + ("; nothing changed since the last build" if self.memo_hit else "")
         )
+
+
+def _decisions(results: Sequence[ImageResult]) -> dict[str, AutoRecord]:
+    """What record() writes: each decided image's automatic part, by key."""
+    return {
+        r.request.key: AutoRecord(
+            sha1=r.sha1, invert=r.invert, p_invert=r.p_invert, confidence=r.confidence,
+            method=r.method, version=r.version,
+        )
+        for r in results
+        if r.sha1 and r.invert is not None
+    }
+
+
+def _holds(overrides: Overrides, decisions: dict[str, AutoRecord]) -> bool:
+    """Whether the overrides file holds exactly these decisions already."""
+    entries = overrides.entries
+    for key, record in decisions.items():
+        entry = entries.get(key)
+        if entry is None or entry.auto != record.as_yaml() or entry.sha1 != (record.sha1 or "").lower():
+            return False
+    return True
 
 
 def _encodable(text: str) -> bool:

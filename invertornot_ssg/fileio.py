@@ -37,6 +37,17 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def file_signature(path: Path | None) -> tuple[int, int, int] | None:
+    """(inode, size, mtime_ns): changes whenever the file is replaced or written; None if absent."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def write_error_detail(exc: OSError, where: str = "`store`") -> str:
     """What a failed write means for the user, for the common causes."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

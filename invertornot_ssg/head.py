@@ -12,7 +12,7 @@ from typing import Any
 from ._numpy import np
 
 from .errors import InvertOrNotError
-from .fileio import atomic_write
+from .fileio import atomic_write, file_signature
 from .images import STAT_NAMES
 
 # skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
@@ -112,8 +112,9 @@ def content_version(data: bytes) -> str:
     return f"rf-{hashlib.sha1(data).hexdigest()[:10]}"
 
 
-def read_head_info(path: Path) -> HeadInfo:
-    """The sidecar of a head, checked against the file's digest; cheap (no scikit-learn, no skops)."""
+def read_head_info(path: Path, cache_dir: Path | None = None) -> HeadInfo:
+    """The sidecar of a head, checked against the file's digest; cheap (no scikit-learn, no skops).
+    `cache_dir`: where the digest is remembered by the file's inode, size and mtime."""
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
     try:
@@ -125,7 +126,7 @@ def read_head_info(path: Path) -> HeadInfo:
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("embedder"), str):
         raise HeadError(f"{sidecar_path}: not a head sidecar (no `embedder`)")
     try:
-        version = content_version(path.read_bytes())
+        version = _file_version(path, cache_dir)
     except OSError as exc:
         raise HeadError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if sidecar.get("version") != version:
@@ -136,6 +137,30 @@ def read_head_info(path: Path) -> HeadInfo:
             f" file is {version}); copy a head's .skops and .json together"
         )
     return HeadInfo(path, sidecar["embedder"], version, sidecar)
+
+
+def _file_version(path: Path, cache_dir: Path | None) -> str:
+    """content_version of the file. Hashing a 12 MB head took ~30 ms of every warm build, so the
+    result is kept in `cache_dir` under the file's (inode, size, mtime): a replaced file is hashed again."""
+    signature = file_signature(path)
+    cache = Path(cache_dir) / "head-versions.json" if cache_dir is not None and signature else None
+    key = os.fsdecode(os.path.abspath(path))
+    known: dict = {}
+    if cache is not None:
+        try:
+            known = json.loads(cache.read_bytes())
+            if known.get(key, [None])[0] == list(signature):
+                return known[key][1]
+        except (OSError, ValueError, TypeError, AttributeError, IndexError):
+            known = {}
+    version = content_version(path.read_bytes())
+    if cache is not None and file_signature(path) == signature:  # not replaced while being read
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, json.dumps({**known, key: [list(signature), version]}).encode())
+        except (OSError, TypeError, ValueError):
+            pass  # the next build hashes it again
+    return version
 
 
 def load_head(path: Path | HeadInfo) -> Head:

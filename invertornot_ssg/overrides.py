@@ -112,8 +112,10 @@ class Overrides:
         path: str | os.PathLike[str],
         entries: Mapping[str, Entry] | None = None,
         extra: Mapping[str, Any] | None = None,
+        digest: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.digest = digest  # SHA-1 of the bytes this was parsed from (load_cached sets it)
         self._entries = dict(sorted((entries or {}).items()))
         self._extra = dict(extra or {})  # unknown top-level keys, kept as they are
         by_sha1: dict[str, dict[str, list[str]]] = {}
@@ -269,10 +271,11 @@ def load_cached(path: str | os.PathLike[str], cache_dir: Path) -> Overrides:
     try:
         copy = json.loads(cache.read_bytes())
         if copy["format"] == _CACHE_FORMAT and copy["sha1"] == digest:
-            return Overrides(path, {key: Entry(**e) for key, e in copy["entries"].items()}, copy["extra"])
+            return Overrides(path, {key: Entry(**e) for key, e in copy["entries"].items()}, copy["extra"], digest)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass  # none yet, another file's, or damaged: parse
     overrides = _parse(path, data)
+    overrides.digest = digest
     document = {"format": _CACHE_FORMAT, "sha1": digest,
                 "entries": {key: dataclasses.asdict(e) for key, e in overrides.entries.items()},
                 "extra": overrides._extra}

@@ -5,12 +5,14 @@ and resolve an `<img src>` to a file; everything after that lives here.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .engine import Engine, ImageRequest, ImageResult
+from .fileio import atomic_write
 from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
 
 if TYPE_CHECKING:
@@ -49,13 +51,16 @@ class PageBatch:
         self._pages: dict[str, _Page] = {}
         self._front_matter: dict[str, str] = {}  # key -> label, site-wide: a page's label holds for the image
         self._results: dict[str, ImageResult] = {}
+        self._scans: ScanMemo | None = None  # what the tokenizer found on each page, by digest
 
     def add_page(
         self, page_id: str, html: str, resolve: Resolver, front_matter: Mapping[str, str] | None = None
     ) -> None:
         """Collect the page's images. `front_matter` maps site-relative keys to 'invert' / 'keep'."""
         page = _Page(html)
-        page.found = find_images(html, self.classes)
+        if self._scans is None:
+            self._scans = ScanMemo(self.engine.site_cache_path("pages"))
+        page.found = find_images(html, self.classes, self._scans.pages)
         for tag in page.found:
             if tag.skip_reason or not tag.src:
                 continue
@@ -90,7 +95,9 @@ class PageBatch:
                 current = requests.get(resolved.key)
                 if current is None or (source == "explicit" and current.label_source != "explicit"):
                     requests[resolved.key] = ImageRequest(resolved.path, resolved.key, label, source)
-        results = self.engine.classify(list(requests.values()))
+        if self._scans is not None:
+            self._scans.save()
+        results = self.engine.classify(list(requests.values()), memo=True)
         self._results = {r.request.key: r for r in results}
         return results
 
@@ -148,6 +155,52 @@ class PageBatch:
     @property
     def results(self) -> Sequence[ImageResult]:
         return list(self._results.values())
+
+
+class ScanMemo:
+    """The pages' scans (htmlrewrite.find_images' memo) kept in the store between builds; only
+    the pages of the latest build are kept. A cache: unreadable means every page is parsed."""
+
+    _FORMAT = 1
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._before: dict[str, list] = {}
+        try:
+            kept = json.loads(path.read_bytes())
+            if kept.get("format") == self._FORMAT and isinstance(kept.get("pages"), dict):
+                self._before = kept["pages"]
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.pages = _Recording(self._before)
+
+    def save(self) -> None:
+        if self.pages.used == self._before:
+            return  # nothing new: no write on a warm build
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps({"format": self._FORMAT, "pages": self.pages.used}).encode())
+        except (OSError, ValueError, TypeError):
+            pass  # the next build parses these pages again
+        self._before = dict(self.pages.used)
+
+
+class _Recording(dict):
+    """A dict that also notes which entries were read or written (what the next build needs)."""
+
+    def __init__(self, before: dict[str, list]):
+        super().__init__(before)
+        self.used: dict[str, list] = {}
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        if value is not None:
+            self.used[key] = value
+        return value
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.used[key] = value
 
 
 def _normalize_url(src: str) -> str | None:

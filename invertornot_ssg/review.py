@@ -38,6 +38,7 @@ from PIL import Image, features
 
 from .css import INVERT_FILTER, KEEP_FILTER
 from .errors import ConfigError, InvertOrNotError
+from .fileio import file_signature
 from .images import ImageError, load_image_bytes
 from .overrides import LABELS, Overrides, record_decisions
 from .settings import Settings
@@ -152,7 +153,7 @@ class ReviewSite:
             return sha1 in self._sha1s
 
     def _refresh(self) -> None:
-        signature = _file_signature(self.overrides_path)
+        signature = file_signature(self.overrides_path)
         if signature is not None and signature == self._signature:
             return
         overrides = Overrides.load(self.overrides_path)
@@ -628,14 +629,6 @@ def _unit_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def _file_signature(path: Path) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _some(keys: list[str], n: int = 5) -> str:

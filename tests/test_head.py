@@ -81,11 +81,15 @@ def test_missing_sidecar_and_damaged_file(tmp_path):
     assert not zipfile.is_zipfile(tmp_path / "bad.skops")
 
 
-def test_version_comes_from_the_sidecar_checked_against_the_file(tmp_path):
+@pytest.mark.parametrize("cached", [False, True])
+def test_version_comes_from_the_sidecar_checked_against_the_file(tmp_path, cached):
+    cache = tmp_path / "cache" if cached else None  # the digest remembered by (inode, size, mtime)
     head, *_ = fitted_head()
     saved = save_head(head, tmp_path / "h.skops")
-    info = read_head_info(tmp_path / "h.skops")
-    assert (info.version, info.embedder_id) == (saved.version, "efficientnet-lite0")
+    for _ in range(2):
+        info = read_head_info(tmp_path / "h.skops", cache)
+        assert (info.version, info.embedder_id) == (saved.version, "efficientnet-lite0")
+    assert (cache / "head-versions.json").is_file() if cached else True
     # A .skops file copied over without its sidecar must not pass as the old version:
     # cached decisions are keyed on it.
     other_head = fitted_head()[0]
@@ -94,6 +98,6 @@ def test_version_comes_from_the_sidecar_checked_against_the_file(tmp_path):
     (tmp_path / "h.skops").write_bytes((tmp_path / "other.skops").read_bytes())
     assert other.version != saved.version
     with pytest.raises(HeadError, match="does not match its sidecar"):
-        read_head_info(tmp_path / "h.skops")
+        read_head_info(tmp_path / "h.skops", cache)
     with pytest.raises(HeadError, match="does not match its sidecar"):
         load_head(tmp_path / "h.skops")

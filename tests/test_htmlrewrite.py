@@ -188,6 +188,55 @@ def test_malformed_html_never_raises(html):
     assert link_stylesheet(html, "x.css") is not None
 
 
+def _attrs_by_characters(raw: str) -> list[tuple]:
+    """The HTML5 tokenizer's attribute states, one character at a time: the reference the
+    rewriter's regular expression must agree with (it was the rewriter's own code until it
+    proved too slow for pages with many images)."""
+    ws = " \t\n\r\f"
+    n, i = len(raw) - 1, 1
+    while i < n and raw[i] not in ws and raw[i] != "/":
+        i += 1
+    attrs = []
+    while True:
+        while i < n and (raw[i] in ws or raw[i] == "/"):
+            i += 1
+        if i >= n:
+            return attrs
+        name_start, i = i, i + 1
+        while i < n and raw[i] not in ws and raw[i] not in "/=":
+            i += 1
+        name_end = j = i
+        while j < n and raw[j] in ws:
+            j += 1
+        if j >= n or raw[j] != "=":
+            attrs.append((raw[name_start:i].lower(), name_end, None, name_end, name_end, False, name_end))
+            continue
+        j += 1
+        while j < n and raw[j] in ws:
+            j += 1
+        if j < n and raw[j] in "\"'":
+            close = raw.find(raw[j], j + 1, n)
+            close = n if close < 0 else close
+            attrs.append((raw[name_start:name_end].lower(), name_end, raw[j + 1:close], j + 1, close, True, min(close + 1, n)))
+            i = close + 1
+        else:
+            k = j
+            while k < n and raw[k] not in ws:
+                k += 1
+            attrs.append((raw[name_start:name_end].lower(), name_end, raw[j:k], j, k, False, k))
+            i = k
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\n\r\f/=\"'aB>&-\u00a0", max_size=40))
+def test_attribute_scanner_agrees_with_the_tokenizer_states(body):
+    from invertornot_ssg.htmlrewrite import _scan_attrs
+
+    raw = f"<img{body}>"
+    got = [(a.name, a.name_end, a.value, a.value_start, a.value_end, a.quoted, a.end) for a in _scan_attrs(raw)]
+    assert got == _attrs_by_characters(raw)
+
+
 # --- rewriting -------------------------------------------------------------------------------
 
 
@@ -460,3 +509,24 @@ def test_junk_never_raises_and_keeps_the_invariants(html, data):
     _check_rewrite(html, data)
     linked = link_stylesheet(html, "x.css")
     assert link_stylesheet(linked, "x.css") == linked
+
+
+def test_memo_gives_what_a_scan_gives_and_ignores_what_does_not_fit() -> None:
+    pages = [
+        '<p><img src="a.png" class="x invert"><!-- <img src="c.png"> --><img src=b.svg alt=b></p>',
+        '<picture><source media="(prefers-color-scheme: dark)" srcset="d.png"><img src="l.png"></picture>',
+        "<p>no images</p>",
+    ]
+    memo: dict = {}
+    for html in pages:
+        assert find_images(html, NAMES, memo) == find_images(html, NAMES)
+    assert len(memo) == 2  # a page without "<img" is not scanned at all
+    for html in pages:
+        from_memo = find_images(html, NAMES, memo)
+        assert from_memo == find_images(html, NAMES)
+        assert rewrite_all(html) == rewrite(html, {t.start: AUTO_INVERT for t in from_memo}, from_memo)
+    (key,) = [k for k, (starts, _, _) in memo.items() if len(starts) == 2]
+    memo[key][1][0] = '<img src="other.png">'  # does not match the page: scanned again
+    assert find_images(pages[0], NAMES, memo) == find_images(pages[0], NAMES)
+    memo[key] = "damaged"
+    assert find_images(pages[0], NAMES, memo) == find_images(pages[0], NAMES)

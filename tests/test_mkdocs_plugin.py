@@ -665,3 +665,53 @@ def test_strict_fails_on_the_corrupt_image_only(builds: dict) -> None:
     warnings = warnings_of(result.stderr)
     assert len(warnings) == 1 and "img/corrupt.png" in warnings[0] and "invertornot_mkdocs" in warnings[0], result.stderr
     assert "Aborted with 1 warnings in strict mode" in result.stdout + result.stderr
+
+
+REUSED = "nothing changed since the last build"
+
+
+@pytest.mark.slow
+def test_unchanged_rebuild_reuses_the_last_build_and_sees_every_change(builds: dict) -> None:
+    """The build memo: a rebuild with nothing changed reuses the last build's decisions, and a
+    human label, a replaced image or a damaged memo each take the full path again."""
+    import yaml
+
+    base = builds["base"]
+    site = base / "memo"  # a sibling copy: shares ../.invertornot, so nothing is embedded again
+    shutil.copytree(builds["site"], site)
+
+    def build(name: str) -> tuple[str, dict[str, str]]:
+        result = run_mkdocs(site / "mkdocs.yml", base / name)
+        assert result.returncode == 0, result.stderr
+        return result.stderr, html_pages(base / name)
+
+    log, first = build("memo-1")
+    assert REUSED not in log  # no memo for this site yet
+    log, second = build("memo-2")
+    assert REUSED in log and second == first
+
+    overrides = site / "invertornot.yml"
+    data = yaml.safe_load(overrides.read_text())
+    assert "invert-not-auto" in attrs(tag_for(second, "photos/index.html", "chelsea.jpg"))["class"].split()
+    data["images"]["img/chelsea.jpg"]["label"] = "invert"
+    overrides.write_text(yaml.safe_dump(data))
+    log, third = build("memo-3")
+    assert REUSED not in log
+    assert "invert" in attrs(tag_for(third, "photos/index.html", "chelsea.jpg"))["class"].split()
+
+    from PIL import Image, ImageDraw
+
+    drawing = Image.new("RGB", (320, 200), "white")
+    ImageDraw.Draw(drawing).rectangle((40, 30, 280, 170), outline="black", width=3)
+    drawing.save(site / "docs" / "img" / "coffee.jpg", "PNG")  # same name, bytes never seen before
+    log, _ = build("memo-4")
+    assert REUSED not in log and SUMMARY.search(log).group(3) == "1"  # embedded and decided
+    log, fifth = build("memo-5")  # the last build wrote its new decision: this one finds it recorded
+    assert REUSED not in log
+    log, sixth = build("memo-6")
+    assert REUSED in log and sixth == fifth
+
+    for memo in (base / ".invertornot" / "cache").glob("*.json"):
+        memo.write_bytes(b"\x00 not json")
+    log, seventh = build("memo-7")
+    assert REUSED not in log and seventh == fifth
