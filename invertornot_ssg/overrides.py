@@ -21,7 +21,6 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import yaml
-from filelock import FileLock, Timeout
 
 from .errors import OverridesError
 from .fileio import atomic_write
@@ -220,6 +219,8 @@ def record_decisions(
     OverridesError (file and line) and nothing is written; so does a failed write, which
     leaves the old file intact. Entries of images no longer seen are kept.
     """
+    from filelock import FileLock, Timeout  # ~15 ms to import: only builds that write need it
+
     shown = Path(path)  # named in messages; `target` is where it really lives (a symlink stays a symlink)
     target = Path(os.path.realpath(os.fspath(path)))
     lock = FileLock(f"{target}.lock", timeout=lock_timeout)

@@ -52,6 +52,7 @@ class PageBatch:
         self._front_matter: dict[str, str] = {}  # key -> label, site-wide: a page's label holds for the image
         self._results: dict[str, ImageResult] = {}
         self._scans: ScanMemo | None = None  # what the tokenizer found on each page, by digest
+        self._updates: dict[tuple, TagUpdate] = {}
 
     def add_page(
         self, page_id: str, html: str, resolve: Resolver, front_matter: Mapping[str, str] | None = None
@@ -146,11 +147,16 @@ class PageBatch:
             add = c.invert if result.invert else c.keep
         else:
             add = c.invert_auto if result.invert else c.keep_auto
-        stale = tuple(name for name in (c.invert_auto, c.keep_auto) if name != add)
-        attrs = [("data-invertornot", "invert" if result.invert else "keep")]
-        if result.confidence is not None:
-            attrs.append(("data-invertornot-confidence", f"{result.confidence:.2f}"))
-        return TagUpdate(add_class=add, remove_classes=stale, attrs=tuple(attrs))
+        confidence = None if result.confidence is None else f"{result.confidence:.2f}"
+        key = (add, bool(result.invert), confidence)
+        update = self._updates.get(key)  # a few hundred distinct updates at most: made once each
+        if update is None:
+            stale = tuple(name for name in (c.invert_auto, c.keep_auto) if name != add)
+            attrs = [("data-invertornot", "invert" if result.invert else "keep")]
+            if confidence is not None:
+                attrs.append(("data-invertornot-confidence", confidence))
+            update = self._updates[key] = TagUpdate(add_class=add, remove_classes=stale, attrs=tuple(attrs))
+        return update
 
     @property
     def results(self) -> Sequence[ImageResult]:

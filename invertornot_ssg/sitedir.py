@@ -28,7 +28,8 @@ HTML_SUFFIXES = (".html", ".htm")
 _WEB_SCHEMES = ("http", "https")
 _PAGE_HOST = "http://page.invalid"  # stands in for the site's origin when joining relative URLs
 _BASE_TAG = re.compile(r"<base\s[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
-_ENCODING = ("utf-8", "surrogateescape")  # any bytes round-trip unchanged, whatever the page's charset
+_ENCODING = ("utf-8", "surrogateescape")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._~/-]+")  # a path with no scheme, query, escape or oddity  # any bytes round-trip unchanged, whatever the page's charset
 
 
 # -- finding pages ------------------------------------------------------------------------------
@@ -84,7 +85,8 @@ class SiteResolver:
         prefixes = {b.prefix for b in self.bases}
         self.prefixes = sorted(prefixes, key=len, reverse=True) if prefixes else ["/"]
         self._real_roots = [os.path.realpath(p) for p in (self.root, *allowed_roots)]
-        self._real_folders: dict[Path, str] = {}
+        self._root = str(self.root)
+        self._real_folders: dict[str, str] = {}
 
     def page_id(self, page: Path) -> str:
         return Path(os.path.relpath(os.path.abspath(page), self.root)).as_posix()
@@ -113,19 +115,23 @@ class SiteResolver:
 
     def resolve(self, src: str, page_dir: str = "") -> Resolved | None:
         """`page_dir` is the page's folder relative to the root ('' for the root); None: not ours."""
-        parts = urlsplit(src.strip().replace("\\", "/"))
-        scheme = parts.scheme.lower()
-        if scheme and scheme not in _WEB_SCHEMES:
-            return None  # data:, blob:, mailto:, a Windows drive letter, ...
-        path = unquote(parts.path, errors="surrogateescape")  # %E9 is the byte a server would look up
-        if "\0" in path:
-            return Resolved(None, src, "holds a NUL character")
-        if parts.netloc:  # absolute or protocol-relative: ours only on one of the site's hosts
-            if parts.netloc.lower() not in self.hosts:
-                return None
-            path = path or "/"
-        if not path:
-            return None  # '#frag' or '?query': the page itself
+        src = src.strip()
+        if _PLAIN_PATH.fullmatch(src) and not src.startswith("//"):
+            path = src  # most srcs: nothing for urlsplit to split or unquote to decode
+        else:
+            parts = urlsplit(src.replace("\\", "/"))
+            scheme = parts.scheme.lower()
+            if scheme and scheme not in _WEB_SCHEMES:
+                return None  # data:, blob:, mailto:, a Windows drive letter, ...
+            path = unquote(parts.path, errors="surrogateescape")  # %E9 is the byte a server would look up
+            if "\0" in path:
+                return Resolved(None, src, "holds a NUL character")
+            if parts.netloc:  # absolute or protocol-relative: ours only on one of the site's hosts
+                if parts.netloc.lower() not in self.hosts:
+                    return None
+                path = path or "/"
+            if not path:
+                return None  # '#frag' or '?query': the page itself
         if path.startswith("/"):
             for prefix in self.prefixes:
                 if path.startswith(prefix) or path + "/" == prefix:
@@ -138,7 +144,8 @@ class SiteResolver:
         key = posixpath.normpath(rel) if rel else "."
         if key == ".." or key.startswith("../") or key.startswith("/"):
             return Resolved(None, key, "is outside the site root")
-        file = self.root.joinpath(*key.split("/")) if key != "." else self.root
+        # Paths as strings until the end: pathlib cost more than the rest of a warm build's resolving.
+        file = os.path.join(self._root, *key.split("/")) if key != "." else self._root
         try:
             st = os.lstat(file)
         except (OSError, ValueError):
@@ -150,22 +157,23 @@ class SiteResolver:
         elif stat.S_ISDIR(st.st_mode):
             return Resolved(None, key, "is a directory")
         else:  # not a link itself: only its folder can lead elsewhere (resolved once per folder)
-            real = os.path.join(self._real_folder(file.parent), file.name)
+            folder, name = os.path.split(file)
+            real = os.path.join(self._real_folder(folder), name)
         # Both sides are real paths: a string prefix is the containment test (Path.parents is slow).
         if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self._real_roots):
             return Resolved(None, key, f"is a link to a file outside the site root ({real})")
         if not _is_utf8(file):  # the store and the overrides file keep paths as UTF-8 text
             return Resolved(None, key, "has a file name that is not valid UTF-8; rename the file")
-        return Resolved(file, key)
+        return Resolved(Path(file), key)
 
-    def _real_folder(self, folder: Path) -> str:
+    def _real_folder(self, folder: str) -> str:
         real = self._real_folders.get(folder)
         if real is None:
             real = self._real_folders[folder] = os.path.realpath(folder)
         return real
 
 
-def _is_utf8(path: Path) -> bool:
+def _is_utf8(path: str | Path) -> bool:
     try:
         os.fsdecode(path).encode("utf-8")
     except UnicodeEncodeError:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ._numpy import np
-from filelock import FileLock, Timeout
 
 from . import __version__
 from .errors import StoreError
@@ -214,6 +213,8 @@ class EmbeddingStore:
         self.manifest_path = self.root / MANIFEST_NAME
         self.lock_path = self.root / LOCK_NAME
         self._mutex = threading.RLock()  # one connection, possibly used from a serve thread
+        from filelock import FileLock  # ~15 ms to import: a build the build memo serves never opens the store
+
         self._lock = FileLock(str(self.lock_path))
         self._conn: sqlite3.Connection | None = None
         self._db_ino: int | None = None
@@ -914,6 +915,8 @@ class EmbeddingStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=LOCK_TIMEOUT_S)
         except Timeout as exc:
@@ -933,6 +936,8 @@ class EmbeddingStore:
     @contextlib.contextmanager
     def _try_locked(self) -> Iterator[bool]:
         """Take the lock if it is free; yields whether it was taken."""
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=0)
         except (Timeout, OSError):
