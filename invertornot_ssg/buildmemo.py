@@ -35,6 +35,8 @@ def file_digest(path: Path | None) -> str | None:
         return hashlib.sha1(Path(path).read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+    except OSError:
+        return "unreadable"  # matches no memo: the full path reports the problem properly
 
 
 REQUEST_COLUMNS = ("key", "path", "label", "source")

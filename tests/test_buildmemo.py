@@ -85,3 +85,15 @@ def test_an_image_that_failed_is_tried_again(tmp_path: Path, site: list[ImageReq
     fixed = build(tmp_path, site)
     assert fixed.last[1].error is None and fixed.last[1].invert is not None and not fixed.memo_hit
     assert Overrides.load(tmp_path / "invertornot.yml").entries["noise.jpg"].auto  # its decision recorded
+
+
+def test_an_unreadable_overrides_file_is_reported_as_without_the_memo(tmp_path: Path, site: list[ImageRequest]) -> None:
+    from invertornot_ssg.errors import OverridesError
+
+    build(tmp_path, site)
+    assert not build(tmp_path, site).memo_hit
+    overrides = tmp_path / "invertornot.yml"
+    overrides.unlink()
+    overrides.mkdir()  # reading it fails, as a permission problem would for another user
+    with pytest.raises(OverridesError, match="cannot read the overrides file"):
+        build(tmp_path, site)
