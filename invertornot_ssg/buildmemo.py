@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .fileio import atomic_write
+from .fileio import read_cache, write_cache
 
 _FORMAT = 1
 
@@ -61,8 +61,8 @@ def request_columns(requests: Sequence[Any]) -> dict[str, list]:
 def load(path: Path, expected: str, requests: dict[str, list]) -> tuple[dict[str, list], list[str]] | None:
     """(results by column, warnings) of the last build if it had this fingerprint and exactly
     these requests, each file still of the size and mtime it had when hashed; None otherwise."""
+    memo = read_cache(path)
     try:
-        memo = json.loads(Path(path).read_bytes())
         if memo["fingerprint"] != expected or any(memo[name] != requests[name] for name in REQUEST_COLUMNS):
             return None
         if not _unchanged(requests["path"], memo["size"], memo["mtime"]):
@@ -71,7 +71,7 @@ def load(path: Path, expected: str, requests: dict[str, list]) -> tuple[dict[str
         if any(len(column) != len(requests["path"]) for column in results.values()):
             return None
         return results, memo["warnings"]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (TypeError, KeyError):
         return None  # none yet, damaged, or of another format: the full path
 
 
@@ -85,11 +85,7 @@ def save(path: Path, expected: str, requests: dict[str, list], signatures: Seque
         "mtime": [s[1] if s else None for s in signatures],
         **{name: results[name] for name in RESULT_COLUMNS}, "warnings": list(warnings),
     }
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(path), json.dumps(document).encode())
-    except (OSError, ValueError, TypeError):
-        pass
+    write_cache(path, json.dumps(document).encode())
 
 
 def _unchanged(paths: Sequence[str], sizes: Sequence[int | None], mtimes: Sequence[int | None]) -> bool:

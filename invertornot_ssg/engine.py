@@ -125,6 +125,7 @@ class Engine:
         self.base_dir = Path(base_dir).resolve()
         self.log = logger or logging.getLogger("invertornot_ssg")
         self.store_dir = self.resolve(settings.store)
+        self.cache_dir = self.store_dir / "cache"  # what only saves time: build memo, page scans, JSON copies
         self.overrides_path = self.resolve(settings.overrides) if settings.overrides else None
         self.background = parse_color(settings.background)
         self.embedder_id = canonical_embedder_id(settings.model)
@@ -203,7 +204,7 @@ class Engine:
         if self.settings.head:
             path = self.resolve(self.settings.head)
             try:
-                info = read_head_info(path, self.store_dir / "cache")
+                info = read_head_info(path, self.cache_dir)
             except HeadError as exc:
                 raise ConfigError(f"head: {exc}") from None
             if info.embedder_id != self.embedder_id:
@@ -212,7 +213,7 @@ class Engine:
         for path in self._head_candidates():
             if path.is_file():
                 try:
-                    info = read_head_info(path, self.store_dir / "cache")
+                    info = read_head_info(path, self.cache_dir)
                 except HeadError as exc:
                     self.log.warning("%s; deciding without it", exc)
                     continue
@@ -229,7 +230,7 @@ class Engine:
         if self.overrides_path is None:
             return Overrides(os.devnull)  # no overrides file: nobody labeled anything
         signature = file_signature(self.overrides_path)  # before reading: a later change shows
-        overrides = load_cached(self.overrides_path, self.store_dir / "cache")
+        overrides = load_cached(self.overrides_path, self.cache_dir)
         self._loaded_overrides = (signature, overrides)
         return overrides
 
@@ -253,23 +254,23 @@ class Engine:
 
     def site_cache_path(self, kind: str) -> Path:
         """A cache file of this site's in the (shared) store: `build` (the build memo), `pages` (scans)."""
-        return self.store_dir / "cache" / f"{kind}-{self._site_id()}.json"
+        return self.cache_dir / f"{kind}-{self._site_id()}.json"
 
-    def _fingerprint(self, overrides_digest: str | None) -> str:
+    def _fingerprint(self, version: str, overrides_digest: str | None) -> str:
         return buildmemo.fingerprint(
-            self.version, self.settings, self.base_dir, self.overrides_path, overrides_digest,
+            version, self.settings, self.base_dir, self.overrides_path, overrides_digest,
             file_signature(shipped.manifest_path()),
         )
 
     def _from_memo(self, requests: Sequence[ImageRequest]) -> tuple[list[ImageResult], list[str]] | None:
         signature = file_signature(self.overrides_path) if self.overrides_path else None
-        expected = self._fingerprint(buildmemo.file_digest(self.overrides_path))
+        version = self.version
+        expected = self._fingerprint(version, buildmemo.file_digest(self.overrides_path))
         found = buildmemo.load(self.site_cache_path("build"), expected, buildmemo.request_columns(requests))
         if found is None:
             return None
         saved, warnings = found
         self.memo_hit, self._memo_signature = True, signature  # see record()
-        version = self.version
         columns = [saved[name] for name in buildmemo.RESULT_COLUMNS]
         results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error)
                    for req, sha1, invert, p, confidence, method, cached, error in zip(requests, *columns)]
@@ -344,7 +345,7 @@ class Engine:
             # that writes them would change the file the memo's fingerprint is taken of.
             columns = {name: [getattr(r, name) for r in results] for name in buildmemo.RESULT_COLUMNS}
             columns["cached"] = [bool(r.sha1 and r.sha1 in embedded) for r in results]  # all are, next time
-            buildmemo.save(self.site_cache_path("build"), self._fingerprint(overrides.digest),
+            buildmemo.save(self.site_cache_path("build"), self._fingerprint(version, overrides.digest),
                            buildmemo.request_columns(requests), signatures, columns, conflicts)
         return results, conflicts
 

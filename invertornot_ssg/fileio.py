@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 
 def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
@@ -35,6 +36,24 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def read_cache(path: Path) -> Any:
+    """A cache file's parsed JSON; None when it is missing, unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Write a cache file (its folder made, atomically). A cache is only worth a try: a failure
+    costs the next build the time it saves, so it is not an error."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(path), data)
+    except OSError:
+        pass
 
 
 def file_signature(path: Path | None) -> tuple[int, int, int] | None:

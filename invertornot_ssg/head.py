@@ -12,7 +12,7 @@ from typing import Any
 from ._numpy import np
 
 from .errors import InvertOrNotError
-from .fileio import atomic_write, file_signature
+from .fileio import atomic_write, file_signature, read_cache, write_cache
 from .images import STAT_NAMES
 
 # skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
@@ -145,21 +145,14 @@ def _file_version(path: Path, cache_dir: Path | None) -> str:
     signature = file_signature(path)
     cache = Path(cache_dir) / "head-versions.json" if cache_dir is not None and signature else None
     key = os.fsdecode(os.path.abspath(path))
-    known: dict = {}
-    if cache is not None:
-        try:
-            known = json.loads(cache.read_bytes())
-            if known.get(key, [None])[0] == list(signature):
-                return known[key][1]
-        except (OSError, ValueError, TypeError, AttributeError, IndexError):
-            known = {}
+    known = read_cache(cache) if cache is not None else None
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(key)
+    if isinstance(entry, list) and len(entry) == 2 and entry[0] == list(signature):
+        return entry[1]
     version = content_version(path.read_bytes())
     if cache is not None and file_signature(path) == signature:  # not replaced while being read
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, json.dumps({**known, key: [list(signature), version]}).encode())
-        except (OSError, TypeError, ValueError):
-            pass  # the next build hashes it again
+        write_cache(cache, json.dumps({**known, key: [list(signature), version]}).encode())
     return version
 
 

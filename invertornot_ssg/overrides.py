@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import OverridesError
-from .fileio import atomic_write
+from .fileio import read_cache, write_cache
 
 __all__ = [
     "AutoRecord",
@@ -269,11 +269,11 @@ def load_cached(path: str | os.PathLike[str], cache_dir: Path) -> Overrides:
         return Overrides(path)
     digest = hashlib.sha1(data).hexdigest()
     cache = Path(cache_dir) / f"overrides-{hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:16]}.json"
+    copy = read_cache(cache)
     try:
-        copy = json.loads(cache.read_bytes())
         if copy["format"] == _CACHE_FORMAT and copy["sha1"] == digest:
             return Overrides(path, {key: Entry(**e) for key, e in copy["entries"].items()}, copy["extra"], digest)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (TypeError, KeyError, AttributeError):
         pass  # none yet, another file's, or damaged: parse
     overrides = _parse(path, data)
     overrides.digest = digest
@@ -282,12 +282,10 @@ def load_cached(path: str | os.PathLike[str], cache_dir: Path) -> Overrides:
                 "extra": overrides._extra}
     try:
         text = json.dumps(document, allow_nan=False)
-        if json.loads(text) != document:
-            return overrides  # JSON would change a value (a number as a key, ...)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache, text.encode("utf-8"))
-    except (TypeError, ValueError, OSError):
-        pass  # not JSON-able (a YAML date, ...) or not writable: the next build parses again
+    except (TypeError, ValueError):
+        return overrides  # not JSON-able (a YAML date, ...): the next build parses again
+    if json.loads(text) == document:  # else JSON would change a value (a number as a key, ...)
+        write_cache(cache, text.encode("utf-8"))
     return overrides
 
 

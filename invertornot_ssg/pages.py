@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .engine import Engine, ImageRequest, ImageResult
-from .fileio import atomic_write
+from .fileio import read_cache, write_cache
 from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
 
 if TYPE_CHECKING:
@@ -171,23 +171,15 @@ class ScanMemo:
 
     def __init__(self, path: Path):
         self.path = path
-        self._before: dict[str, list] = {}
-        try:
-            kept = json.loads(path.read_bytes())
-            if kept.get("format") == self._FORMAT and isinstance(kept.get("pages"), dict):
-                self._before = kept["pages"]
-        except (OSError, ValueError, AttributeError):
-            pass
+        kept = read_cache(path)
+        fits = isinstance(kept, dict) and kept.get("format") == self._FORMAT and isinstance(kept.get("pages"), dict)
+        self._before: dict[str, list] = kept["pages"] if fits else {}
         self.pages = _Recording(self._before)
 
     def save(self) -> None:
         if self.pages.used == self._before:
             return  # nothing new: no write on a warm build
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps({"format": self._FORMAT, "pages": self.pages.used}).encode())
-        except (OSError, ValueError, TypeError):
-            pass  # the next build parses these pages again
+        write_cache(self.path, json.dumps({"format": self._FORMAT, "pages": self.pages.used}).encode())
         self._before = dict(self.pages.used)
 
 
