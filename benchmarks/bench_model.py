@@ -64,10 +64,11 @@ def load_once(model: str, batch: int) -> dict:
 def head_once() -> dict:
     """Child process: reading the shipped head's sidecar, then loading the head itself."""
     from invertornot_ssg import shipped
+    from invertornot_ssg.embedders import embedder_id
     from invertornot_ssg.head import load_head, read_head_info
 
     start = time.perf_counter()
-    info = read_head_info(shipped.default_head_path("efficientnet-lite0"))
+    info = read_head_info(shipped.default_head_path(embedder_id("efficientnet-lite0")))
     t_info = time.perf_counter()
     rss_info = proc_status("VmRSS")
     load_head(info)

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "efficientnet-lite0"
+# A vector depends on how the image was prepared as well as on the weights, so the preparation's
+# revision is part of the embedder id: vectors of an older one are never mixed with new ones (a
+# store simply lacks them, and images are embedded again). 1: decoded to 512 px, then fitted to the
+# model; 2: decoded straight to the model's input side (a third less CPU; held out by source, the
+# head decided as well or better: models/bootstrap/EVALUATION.md).
+PREPARATION = 2
 PROGRESS_MIN_IMAGES = 8  # embed() shows a progress bar above this many images
 # Images per forward pass. On CPU small batches are faster per image (activations stay in cache):
 # EfficientNet-Lite0 on 2 threads ran ~42 img/s at 4-8 against ~30 at 32; ViT-B-32 is flat
@@ -54,7 +60,8 @@ class _Spec:
     path: Path | None = None  # local checkpoint (absolute)
 
     @property
-    def id(self) -> str:
+    def name(self) -> str:
+        """The model, canonically spelled: what messages call it."""
         if self.kind != "clip":
             return self.kind
         if self.path is not None:
@@ -62,6 +69,11 @@ class _Spec:
         if self.tag is not None:
             return f"clip:{self.arch}/{self.tag}"
         return f"clip:{self.arch}"
+
+    @property
+    def id(self) -> str:
+        """The key of its vectors in the store: the model and how images are prepared for it."""
+        return f"{self.name}.prep{PREPARATION}"
 
 
 def _unknown(model_id: object, why: str) -> ModelUnavailableError:
@@ -275,7 +287,7 @@ class EfficientNetLite0Embedder(Embedder):
 
     def __init__(self, batch_size: int = FORWARD_BATCH, progress: bool = True):
         self.model = _load_efficientnet_lite0()
-        super().__init__(DEFAULT_MODEL, int(self.model.num_features), batch_size, progress)
+        super().__init__(_Spec(DEFAULT_MODEL).id, int(self.model.num_features), batch_size, progress)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         from PIL import Image as PILImage
@@ -470,7 +482,7 @@ def _how_to_provide(spec: _Spec, repo: str | None, names: list[str], cache_dir: 
     file = names[0] if names else "the checkpoint"
     cache = f"--cache-dir {cache_dir}" if cache_dir is not None else "(the default Hugging Face cache, HF_HOME)"
     return (
-        f"model: {spec.id}: the weights are not in the cache and cannot be downloaded ({reason}).\n"
+        f"model: {spec.name}: the weights are not in the cache and cannot be downloaded ({reason}).\n"
         f"Provide them one of these ways:\n"
         f"  - pre-populate the cache on a machine with network access and copy it here: "
         f"hf download {repo or '<repo>'} {file} {cache}\n"
@@ -486,23 +498,23 @@ def _load_clip(spec: _Spec, cache_dir: Path | None, logger: logging.Logger):
 
         close = difflib.get_close_matches(spec.arch, open_clip.list_models(), n=8, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see open_clip.list_models()"
-        raise ModelUnavailableError(f"model: {spec.id}: open_clip has no architecture {spec.arch!r}{hint}")
+        raise ModelUnavailableError(f"model: {spec.name}: open_clip has no architecture {spec.arch!r}{hint}")
     cache = None if cache_dir is None else str(cache_dir)
 
     if spec.path is not None:
         if not spec.path.is_file():
-            raise ModelUnavailableError(f"model: {spec.id}: checkpoint file {spec.path} does not exist")
+            raise ModelUnavailableError(f"model: {spec.name}: checkpoint file {spec.path} does not exist")
         try:
             model, _, _ = open_clip.create_model_and_transforms(spec.arch, pretrained=str(spec.path), cache_dir=cache)
         except Exception as e:
             raise ModelUnavailableError(
-                f"model: {spec.id}: cannot load checkpoint {spec.path} as {spec.arch}: {e}"
+                f"model: {spec.name}: cannot load checkpoint {spec.path} as {spec.arch}: {e}"
             ) from e
         return model
 
     if spec.tag is None:
         logger.warning(
-            "model: %s has random weights (no pretrained tag): for tests and speed benchmarks only", spec.id
+            "model: %s has random weights (no pretrained tag): for tests and speed benchmarks only", spec.name
         )
         import torch
 
@@ -515,7 +527,7 @@ def _load_clip(spec: _Spec, cache_dir: Path | None, logger: logging.Logger):
     if spec.tag not in tags:
         available = ", ".join(tags) if tags else "none (use clip:<arch>@<checkpoint file>)"
         raise ModelUnavailableError(
-            f"model: {spec.id}: {spec.tag!r} is not a pretrained tag of {spec.arch}; available: {available}"
+            f"model: {spec.name}: {spec.tag!r} is not a pretrained tag of {spec.arch}; available: {available}"
         )
     pretrained_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
     hub = _hub_files(pretrained_cfg)
@@ -549,7 +561,7 @@ def _create_from_file_with_tag_cfg(open_clip, spec: _Spec, checkpoint: str, pret
         )
     except Exception as e:
         raise ModelUnavailableError(
-            f"model: {spec.id}: the cached checkpoint {checkpoint} cannot be loaded ({e}); "
+            f"model: {spec.name}: the cached checkpoint {checkpoint} cannot be loaded ({e}); "
             "delete it to download it again"
         ) from e
     return model

@@ -37,11 +37,6 @@ from .settings import Settings
 from .store import HEADS_DIR, EmbeddingStore, ImageRecord
 
 EMBED_BATCH = 32  # images per model batch and per store write
-# Images are decoded to fit this many pixels (or the model's input side, if larger): the size the
-# shipped head and bootstrap set were embedded at. Decoding to 256 would cut preparation from ~60
-# to ~40 ms an image but changes embeddings (cosine down to 0.95), so it waits for a retrain and a
-# held-out evaluation at that size.
-WORK_SIDE = 512
 
 
 def _usable_cpus() -> int:
@@ -129,7 +124,9 @@ class Engine:
         self.overrides_path = self.resolve(settings.overrides) if settings.overrides else None
         self.background = parse_color(settings.background)
         self.embedder_id = canonical_embedder_id(settings.model)
-        self.work_side = max(WORK_SIDE, input_side(settings.model))
+        # Images are decoded straight to the model's input side (embedders.PREPARATION): decoding
+        # is most of a cold build's CPU, and the statistics and hash need no more pixels.
+        self.work_side = input_side(settings.model)
         self.thresholds = Thresholds(threshold=settings.threshold, unsure=settings.unsure)
         self._store: EmbeddingStore | None = None
         self._embedder = None
@@ -208,7 +205,10 @@ class Engine:
             except HeadError as exc:
                 raise ConfigError(f"head: {exc}") from None
             if info.embedder_id != self.embedder_id:
-                raise ConfigError(f"head: {path} was trained for {info.embedder_id}, not {self.embedder_id}")
+                raise ConfigError(
+                    f"head: {path} was trained for {info.embedder_id}, not {self.embedder_id} (an id also"
+                    " names how images are prepared for the model: train it again with `retrain`)"
+                )
             return info
         for path in self._head_candidates():
             if path.is_file():

@@ -74,7 +74,7 @@ def evaluate(settings: Settings, base_dir: Path, truth: list[Truth], log: loggin
     background = parse_color(settings.background)
     rows = []
     for t, r in zip(truth, results):
-        loaded = load_image(t.path, background)
+        loaded = load_image(t.path, background, max_side=engine.work_side)
         saturation = None if isinstance(loaded, ImageError) else mean_hsl_saturation(loaded.image)
         rows.append((t, r, saturation))
     usable = [(t, r, s) for t, r, s in rows if r.invert is not None and s is not None]

@@ -47,7 +47,7 @@ def test_json_lines_then_all_cached(tmp_path, mixed_folder, capsys):
     for name in ("astronaut.jpg", "coffee.png", "plot.png"):
         row = by_name[name]
         assert row["error"] is None and isinstance(row["invert"], bool) and row["cached"] is False
-        assert row["version"].startswith("efficientnet-lite0+")
+        assert row["version"].startswith("efficientnet-lite0.prep2+")
         assert len(row["sha1"]) == 40
     # Photos are never inverted, with or without a head.
     assert by_name["astronaut.jpg"]["invert"] is False
@@ -81,10 +81,11 @@ def test_a_warm_run_loads_no_model_and_the_head_file_is_checked(tmp_path, mixed_
     import shutil
 
     from invertornot_ssg import shipped
+    from invertornot_ssg.embedders import embedder_id
 
     head = tmp_path / "other-head.skops"
-    shutil.copy(shipped.default_head_path("efficientnet-lite0"), head)
-    shutil.copy(shipped.default_head_path("efficientnet-lite0").with_suffix(".json"), head.with_suffix(".json"))
+    shutil.copy(shipped.default_head_path(embedder_id("efficientnet-lite0")), head)
+    shutil.copy(shipped.default_head_path(embedder_id("efficientnet-lite0")).with_suffix(".json"), head.with_suffix(".json"))
     again = run_json(capsys, "--store", str(store), "--head", str(head), str(mixed_folder))
     assert [r["version"] for r in again] == [r["version"] for r in first]  # same bytes, same version
     head.write_bytes(head.read_bytes() + b"\0")  # a different file under the old sidecar: refused

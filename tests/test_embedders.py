@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from invertornot_ssg import embedders
 from invertornot_ssg.embedders import (
+    PREPARATION,
     EfficientNetLite0Embedder,
     _letterbox,
     _map_by_order,
@@ -94,12 +96,21 @@ def test_import_does_not_load_torch():
     ],
 )
 def test_embedder_id_is_canonical(given, canonical):
-    assert embedder_id(given) == canonical
+    assert embedder_id(given) == f"{canonical}.prep{PREPARATION}"
+
+
+def test_a_new_preparation_is_a_new_id(monkeypatch):
+    # Vectors of an older preparation must never be looked up as if they were current ones.
+    before = embedder_id("efficientnet-lite0")
+    monkeypatch.setattr(embedders, "PREPARATION", PREPARATION + 1)
+    assert embedder_id("efficientnet-lite0") != before
+    assert embedder_id("efficientnet-lite0") == f"efficientnet-lite0.prep{PREPARATION + 1}"
 
 
 def test_checkpoint_id_names_the_absolute_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert embedder_id("clip:ViT-B-32@weights/x.pt") == f"clip:ViT-B-32@{tmp_path.resolve() / 'weights' / 'x.pt'}"
+    checkpoint = tmp_path.resolve() / "weights" / "x.pt"
+    assert embedder_id("clip:ViT-B-32@weights/x.pt") == f"clip:ViT-B-32@{checkpoint}.prep{PREPARATION}"
 
 
 @pytest.mark.parametrize("bad", ["resnet50", "clip:", "clip:/openai", "clip:ViT-B-32/", "clip:ViT-B-32@", ""])
@@ -110,10 +121,10 @@ def test_unknown_ids_list_the_valid_forms(bad):
 
 
 def test_id_slug_is_safe_and_distinct():
-    ids = ["efficientnet-lite0", "clip:ViT-B-32/openai", "clip:vit-b-32/openai", "clip:ViT-B-32@/a/b c.pt",
+    ids = ["efficientnet-lite0.prep2", "clip:ViT-B-32/openai", "clip:vit-b-32/openai", "clip:ViT-B-32@/a/b c.pt",
            "clip:ViT-B-32@/a/b_c.pt", "clip:ViT-B-32"]
     slugs = [id_slug(i) for i in ids]
-    assert slugs[0] == "efficientnet-lite0"
+    assert slugs[0] == "efficientnet-lite0.prep2"
     assert len({s.lower() for s in slugs}) == len(ids)
     for slug in slugs:
         assert all(c.isalnum() or c in "._-" for c in slug) and not slug.startswith(".") and len(slug) <= 64
@@ -158,7 +169,7 @@ def test_lite0_weights_classify_imagenet(lite0):
 def test_lite0_vectors_are_normalised_float32(lite0):
     images = photos() + [diagram(), Image.new("RGB", (1, 1), (0, 0, 0)), Image.new("L", (64, 64), 128)]
     vectors = lite0.embed(images)
-    assert lite0.id == "efficientnet-lite0" and lite0.dim == 1280
+    assert lite0.id == embedder_id("efficientnet-lite0") and lite0.dim == 1280
     assert vectors.shape == (len(images), 1280) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert lite0.embed([]).shape == (0, 1280)
@@ -197,7 +208,7 @@ def test_progress_bar_on_a_terminal_above_a_handful(lite0, monkeypatch):
     for stream, count, shown in [(Terminal(), 3, False), (Terminal(), 10, True), (io.StringIO(), 10, False)]:
         monkeypatch.setattr(sys, "stderr", stream)  # CI logs are not terminals: no bar there
         lite0.embed([diagram((32, 32))] * count)
-        assert ("embedding (efficientnet-lite0)" in stream.getvalue()) == shown, (count, stream)
+        assert (f"embedding ({lite0.id})" in stream.getvalue()) == shown, (count, stream)
     monkeypatch.setattr(lite0, "progress", False)
     stream = Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
@@ -211,7 +222,7 @@ def test_progress_bar_on_a_terminal_above_a_handful(lite0, monkeypatch):
 @pytest.mark.slow
 def test_clip_random_weights(clip_random):
     vectors = clip_random.embed(photos())
-    assert clip_random.id == "clip:ViT-B-32" and clip_random.dim == 512
+    assert clip_random.id == embedder_id("clip:ViT-B-32") and clip_random.dim == 512
     assert vectors.shape == (3, 512) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -248,7 +259,7 @@ def test_clip_tag_offline_says_how_to_provide_the_weights(clip_random, tmp_path,
 def test_clip_checkpoint_file(clip_random, perturbed_checkpoint):
     path, expected = perturbed_checkpoint
     loaded = get_embedder(f"clip:ViT-B-32@{path}", progress=False)
-    assert loaded.id == f"clip:ViT-B-32@{path.resolve()}" and loaded.dim == 512
+    assert loaded.id == embedder_id(f"clip:ViT-B-32@{path.resolve()}") and loaded.dim == 512
     vectors = loaded.embed(photos())
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     assert not np.allclose(vectors, clip_random.embed(photos()), atol=1e-3)  # the file's weights, not the init
@@ -276,7 +287,7 @@ def test_clip_tag_loads_from_the_cache_without_network(clip_random, perturbed_ch
     snapshot.mkdir(parents=True)
     os.symlink(path, snapshot / "open_clip_pytorch_model.bin")
     cached = get_embedder("clip:ViT-B-32/laion2b_s34b_b79k", cache_dir=tmp_path, progress=False)
-    assert cached.id == "clip:ViT-B-32/laion2b_s34b_b79k"
+    assert cached.id == embedder_id("clip:ViT-B-32/laion2b_s34b_b79k")
     np.testing.assert_allclose(cached.embed(photos()), expected, atol=1e-5)
 
 

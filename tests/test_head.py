@@ -101,3 +101,16 @@ def test_version_comes_from_the_sidecar_checked_against_the_file(tmp_path, cache
         read_head_info(tmp_path / "h.skops", cache)
     with pytest.raises(HeadError, match="does not match its sidecar"):
         load_head(tmp_path / "h.skops")
+
+
+def test_a_head_of_an_older_preparation_is_refused_with_the_way_out(tmp_path):
+    # A head saved for the same model before images were prepared differently (an older embedder id).
+    from invertornot_ssg.engine import Engine
+    from invertornot_ssg.errors import ConfigError
+    from invertornot_ssg.settings import Settings
+
+    head, *_ = fitted_head()  # trained for "efficientnet-lite0": no preparation revision in the id
+    save_head(head, tmp_path / "old.skops")
+    engine = Engine(Settings(store=str(tmp_path / "store"), overrides="", head=str(tmp_path / "old.skops")), tmp_path)
+    with pytest.raises(ConfigError, match=r"trained for efficientnet-lite0, not efficientnet-lite0\.prep\d.*`retrain`"):
+        engine.head_info

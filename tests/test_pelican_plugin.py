@@ -21,6 +21,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 from PIL import Image
 
+from invertornot_ssg.embedders import embedder_id
 from invertornot_ssg.errors import ConfigError
 from invertornot_ssg.htmlrewrite import ClassNames, find_images
 from invertornot_ssg.settings import Settings
@@ -344,7 +345,7 @@ def vector_count(store: Path) -> int:
     from invertornot_ssg.store import EmbeddingStore
 
     with EmbeddingStore(store) as opened:
-        return opened.vector_count("efficientnet-lite0")
+        return opened.vector_count(embedder_id("efficientnet-lite0"))
 
 
 def build_samples(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:

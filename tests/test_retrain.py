@@ -97,8 +97,9 @@ def test_retrain_without_augmentation_and_with_the_bootstrap_copies(tmp_path, ca
     assert main(["retrain", "--store", store, "--overrides", str(overrides), "--output", "h.skops", "--augment"]) == 0
     out = capsys.readouterr().out
     from invertornot_ssg import shipped
+    from invertornot_ssg.embedders import embedder_id
 
-    boot = shipped.load_bootstrap_training("efficientnet-lite0")
+    boot = shipped.load_bootstrap_training(embedder_id("efficientnet-lite0"))
     n_boot = len(set(boot["sha1"]) - {r["sha1"] for r in rows})
     assert f"{n_boot} bootstrap; {n_boot + 9} augmented copies" in out
     assert "(site labels: 100.0%)" in out

@@ -26,6 +26,7 @@ from skimage import data as skdata
 
 from invertornot_ssg import cli, review
 from invertornot_ssg.css import INVERT_FILTER, KEEP_FILTER
+from invertornot_ssg.embedders import embedder_id
 from invertornot_ssg.engine import Engine
 from invertornot_ssg.images import STAT_NAMES
 from invertornot_ssg.overrides import AutoRecord, Overrides, record_decisions
@@ -573,7 +574,7 @@ def embedded_site(site: Site, monkeypatch) -> Site:
         rng = np.random.default_rng(0)
         vectors = rng.normal(size=(len(site.sha1), 16)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        store.add_vectors("efficientnet-lite0", list(site.sha1.values()), vectors)
+        store.add_vectors(embedder_id("efficientnet-lite0"), list(site.sha1.values()), vectors)
     monkeypatch.setattr(training, "new_model", lambda dim=0, n=0, seed=0: RandomForestClassifier(n_estimators=5, random_state=seed))
     # The vectors above are not the model's: augmented copies embedded by the real model would not
     # line up with them (test_retrain.py covers augmentation end to end).
