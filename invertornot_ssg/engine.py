@@ -352,7 +352,7 @@ class Engine:
     def ensure_embedded(self, paths: Sequence[Path]) -> dict[Path, tuple[str | None, str | None]]:
         """Hash, describe and embed files the store lacks (training, evaluation); path -> (sha1, error)."""
         identified = {path: self._identify(path)[:2] for path in paths}
-        known = self.store.get_vectors(self.embedder_id, [s for s, _ in identified.values() if s])
+        known = self.store.embedded(self.embedder_id, [s for s, _ in identified.values() if s])
         missing = [(sha1, path) for path, (sha1, _) in identified.items() if sha1 and sha1 not in known]
         errors = self._embed_missing(missing)
         return {path: (sha1, error or errors.get(sha1)) for path, (sha1, error) in identified.items()}

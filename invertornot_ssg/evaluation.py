@@ -12,7 +12,7 @@ from ._numpy import np
 
 from .engine import Engine, ImageRequest
 from .errors import InvertOrNotError
-from .images import ImageError, load_image, mean_hsl_saturation, parse_color
+from .images import ImageError, load_image, mean_hsl_saturation
 from .settings import Settings
 
 # Gwern.net's heuristic: a figure with little colour is probably a white-heavy diagram.
@@ -71,10 +71,9 @@ def confusion(y: np.ndarray, predicted: np.ndarray) -> dict:
 def evaluate(settings: Settings, base_dir: Path, truth: list[Truth], log: logging.Logger) -> dict:
     engine = Engine(settings, base_dir, logger=log)
     results = engine.classify([ImageRequest(t.path.absolute(), str(t.path)) for t in truth])
-    background = parse_color(settings.background)
     rows = []
     for t, r in zip(truth, results):
-        loaded = load_image(t.path, background, max_side=engine.work_side)
+        loaded = load_image(t.path, engine.background, max_side=engine.work_side)
         saturation = None if isinstance(loaded, ImageError) else mean_hsl_saturation(loaded.image)
         rows.append((t, r, saturation))
     usable = [(t, r, s) for t, r, s in rows if r.invert is not None and s is not None]

@@ -28,8 +28,8 @@ HTML_SUFFIXES = (".html", ".htm")
 _WEB_SCHEMES = ("http", "https")
 _PAGE_HOST = "http://page.invalid"  # stands in for the site's origin when joining relative URLs
 _BASE_TAG = re.compile(r"<base\s[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
-_ENCODING = ("utf-8", "surrogateescape")
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9._~/-]+")  # a path with no scheme, query, escape or oddity  # any bytes round-trip unchanged, whatever the page's charset
+_ENCODING = ("utf-8", "surrogateescape")  # any bytes round-trip unchanged, whatever the page's charset
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._~/-]+")  # a path with no scheme, query, escape or oddity
 
 
 # -- finding pages ------------------------------------------------------------------------------

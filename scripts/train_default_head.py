@@ -115,6 +115,7 @@ def load_set(args) -> dict:
         "groups": np.array([row["source"] for row, _ in keep_rows]),
         "debatable": np.array([row["debatable"] == "1" for row, _ in keep_rows]),
         "category": np.array([row["category"] for row, _ in keep_rows]),
+        "photo": np.array([row["category"] in PHOTO_CATEGORIES for row, _ in keep_rows]),
         "engine": engine,
     }
 
@@ -164,7 +165,7 @@ def heldout_predictions(data, aug, features, use_aug, folds) -> np.ndarray:
 
 def row_figures(data, predicted: np.ndarray) -> list[str]:
     y, clear = data["y"], ~data["debatable"]
-    photos = np.isin(data["category"], list(PHOTO_CATEGORIES))
+    photos = data["photo"]
     people = data["category"] == "person"
     all_ = confusion(y, predicted)
     return [f"{all_['accuracy']:.1%}", f"{confusion(y[clear], predicted[clear])['accuracy']:.1%}",
@@ -184,7 +185,6 @@ def heldout_table(data, aug, folds) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     saturation = data["S"][:, list(STAT_NAMES).index("mean_saturation")]
     lines.append("| saturation <= 0.09 (baseline) | " + " | ".join(row_figures(data, saturation <= SATURATION_BASELINE)) + " |")
-    photos = np.isin(data["category"], list(PHOTO_CATEGORIES))
     best = None
     for features in FEATURES:
         for use_aug in (False, True):
@@ -195,7 +195,7 @@ def heldout_table(data, aug, folds) -> list[str]:
             name = f"head: {features}" + (" + augmentation" if use_aug else "")
             lines.append(f"| {name} | " + " | ".join(row_figures(data, p >= 0.5)) + " |")
             log.info("%s: %.3f", name, acc)
-            photos_inverted = int((p[photos] >= 0.5).sum())
+            photos_inverted = int((p[data["photo"]] >= 0.5).sum())
             # An inverted photograph is the costly error (LABELING.md: prefer keep), so a row that
             # inverts more of them is not chosen for accuracy alone.
             if best is None or (acc > best[0] + MARGIN and photos_inverted <= best[4]):
