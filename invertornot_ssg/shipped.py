@@ -71,7 +71,7 @@ def load_bootstrap(embedder_id: str) -> LabeledSet | None:
 
 def save_bootstrap(path: Path, sha1s, invert, sources, vectors, stats, phashes,
                    augmented_vectors=None, augmented_stats=None) -> None:
-    """Write the labeled set compactly (float16 vectors) for shipping, row-aligned with the manifest;
+    """Write the labeled set compactly (float16 vectors) for shipping, keyed by the manifest's sha1 column;
     with one augmented copy of each image (what `retrain` trains on beside the originals)."""
     extra = {}
     if augmented_vectors is not None:

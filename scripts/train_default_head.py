@@ -6,7 +6,7 @@ then train and ship the default head.
     python scripts/train_default_head.py           # this script
 
 Writes models/head-efficientnet-lite0.skops (+ .json), models/bootstrap-efficientnet-lite0.npz
-(embeddings + labels, row-aligned with models/bootstrap/manifest.csv) and
+(embeddings + labels, keyed by the sha1 column of models/bootstrap/manifest.csv) and
 models/bootstrap/EVALUATION.md (the figures the README quotes).
 """
 from __future__ import annotations

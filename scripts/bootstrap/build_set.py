@@ -7,6 +7,9 @@ Sources: Debian packages (apt-get download + dpkg -x into the cache, no system i
 PyPI packages (scikit-image, scikit-learn, matplotlib), and generated figures (matplotlib, Pillow, graphviz,
 SVG). Labels come from the category rule of each source group or, for mixed groups, from a per-image
 heuristic; both were checked on contact sheets and corrected through label_corrections.csv.
+
+Needs: pip install -e ".[bootstrap]" (matplotlib, scikit-image, scikit-learn) and apt-get install graphviz
+poppler-utils; it stops when one is missing (--allow-missing builds a smaller set).
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def _dest_stem(cache: Path, c: Candidate) -> Path:
     """images/<source>/<name>: stable across package versions (the version is not part of the name)."""
     import hashlib
 
-    key = re.sub(r"=[^:]*:", ":", c.origin, count=1)
+    key = re.sub(r"=(\d+:)?[^:]*:", ":", c.origin, count=1)  # drop "=[epoch:]version"
     base = c.origin.split(":", 1)[-1]
     if "#page=" in base:
         base, page = base.split("#page=")
@@ -130,6 +133,22 @@ def collect(args) -> list[Candidate]:
     return cands
 
 
+def missing_tools(no_deb: bool) -> list[str]:
+    """What the sources need and this machine lacks. Without them the set silently shrinks (no
+    generated plots without matplotlib, no graph diagrams without graphviz's dot), and the manifest
+    written would drop images that the shipped head and embeddings were built from."""
+    import importlib.util
+    import shutil
+
+    missing = [f"{mod} (pip install '.[bootstrap]')" for mod in ("matplotlib", "skimage", "sklearn")
+               if importlib.util.find_spec(mod) is None]
+    missing += [f"{tool} (apt-get install {pkg})" for tool, pkg in
+                [("dot", "graphviz")] + ([] if no_deb else [("apt-get", "apt"), ("dpkg", "dpkg"),
+                                                             ("pdftoppm", "poppler-utils"), ("pdfinfo", "poppler-utils")])
+                if shutil.which(tool) is None]
+    return missing
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bootstrap")
@@ -137,11 +156,17 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplier on generated counts")
     ap.add_argument("--no-deb", action="store_true", help="skip Debian packages (for a quick try)")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="build without the sources whose tools are missing (a smaller set)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     args.cache = args.cache.resolve()
     t0 = time.time()
+    missing = missing_tools(args.no_deb)
+    if missing and not args.allow_missing:
+        log.error("missing: %s. Install them, or pass --allow-missing for a smaller set.", "; ".join(missing))
+        return 2
 
     cands = collect(args)
     log.info("%d candidates collected in %.0fs", len(cands), time.time() - t0)

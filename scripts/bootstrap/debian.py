@@ -172,6 +172,7 @@ def fetch_packages(cache: Path, pkgs) -> dict[str, Path]:
         root = cache / "x" / p
         stamp = root / ".extracted"
         if not stamp.exists() or stamp.read_text() != found[-1].name:
+            root.mkdir(parents=True, exist_ok=True)  # dpkg -x makes the last folder, not its parents
             subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
             stamp.write_text(found[-1].name)
         roots[p] = root
