@@ -210,6 +210,9 @@ class Engine:
                     " names how images are prepared for the model: train it again with `retrain`)"
                 )
             return info
+        site_head = self.site_head_path()
+        if not site_head.is_file():
+            self._warn_of_other_site_heads(site_head)
         for path in self._head_candidates():
             if path.is_file():
                 try:
@@ -220,6 +223,21 @@ class Engine:
                 if info.embedder_id == self.embedder_id:
                     return info
         return None
+
+    def _warn_of_other_site_heads(self, site_head: Path) -> None:
+        """This site's head for another embedder id is no use to this one, and the shipped head
+        (or none) then decides silently: after an upgrade that changed how images are prepared
+        (a new id), a user would otherwise not learn that their labels need `retrain` again."""
+        suffix = f"-{self._site_id()}.skops"
+        try:
+            others = sorted(n for n in os.listdir(site_head.parent) if n.startswith("head-") and n.endswith(suffix))
+        except OSError:
+            return
+        if others:
+            self.log.warning(
+                "this site's head %s was trained for another model or image preparation, not %s; "
+                "the shipped head decides until you run `invertornot-ssg retrain`",
+                site_head.parent / others[-1], self.embedder_id)
 
     def bootstrap(self) -> LabeledSet | None:
         if self._bootstrap is False:

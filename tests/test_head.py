@@ -114,3 +114,27 @@ def test_a_head_of_an_older_preparation_is_refused_with_the_way_out(tmp_path):
     engine = Engine(Settings(store=str(tmp_path / "store"), overrides="", head=str(tmp_path / "old.skops")), tmp_path)
     with pytest.raises(ConfigError, match=r"trained for efficientnet-lite0, not efficientnet-lite0\.prep\d.*`retrain`"):
         engine.head_info
+
+
+def test_a_site_head_of_an_older_preparation_is_named_in_a_warning(tmp_path, caplog):
+    """After an upgrade that changed the embedder id, this site's head (saved by `retrain` under the
+    old id) no longer applies: the build says so instead of falling back to the shipped head quietly."""
+    from invertornot_ssg.engine import Engine
+    from invertornot_ssg.settings import Settings
+
+    settings = Settings(store=str(tmp_path / "store"), overrides="invertornot.yml")
+    engine = Engine(settings, tmp_path)
+    current = engine.site_head_path()
+    old = current.with_name(current.name.replace(engine.embedder_id, "efficientnet-lite0"))
+    other_site = current.with_name("head-efficientnet-lite0-0123abcd.skops")
+    head, *_ = fitted_head()  # embedder id "efficientnet-lite0": the old one
+    save_head(head, other_site)  # another site's head in the same shared store: not this site's
+
+    assert engine.head_info.embedder_id == engine.embedder_id  # the shipped head
+    assert "another model or image preparation" not in caplog.text
+
+    save_head(head, old)
+    engine = Engine(settings, tmp_path)
+    assert engine.head_info.embedder_id == engine.embedder_id  # still the shipped head, now with a warning
+    assert f"this site's head {old} was trained for another model or image preparation" in caplog.text
+    assert "`invertornot-ssg retrain`" in caplog.text
