@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from common import DATA, median, save_results, table  # noqa: E402
 
-HEAVY = ("torch", "faiss", "sklearn", "skops", "open_clip", "timm", "numpy")
+HEAVY = ("torch", "faiss", "sklearn", "skops", "open_clip", "timm", "PIL", "numpy")
 
 
 def imported() -> list[str]:

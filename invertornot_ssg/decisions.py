@@ -6,7 +6,7 @@ The first three are handled by `decide_human`; the rest by `decide_auto`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ._numpy import np
+from ._lazy import np
 
 from .images import phash_distance
 

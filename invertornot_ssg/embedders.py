@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ._numpy import np
+from ._lazy import np
 
 from .errors import ModelUnavailableError
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ._numpy import np
+from ._lazy import np
 
 from . import buildmemo, shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._numpy import np
+from ._lazy import np
 
 from .engine import Engine, ImageRequest
 from .errors import InvertOrNotError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._numpy import np
+from ._lazy import np
 
 from .errors import InvertOrNotError
 from .fileio import atomic_write, file_signature, read_cache, write_cache

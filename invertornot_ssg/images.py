@@ -14,12 +14,16 @@ import warnings
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
-from ._numpy import np
-from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
-
+from ._lazy import LazyModule, np
 from .errors import ConfigError
+
+# Pillow is imported on first use (see _lazy): a build whose decisions are all cached decodes nothing.
+Image: Any = LazyModule("PIL.Image")
+ImageColor: Any = LazyModule("PIL.ImageColor")
+ImageOps: Any = LazyModule("PIL.ImageOps")
+ExifTags: Any = LazyModule("PIL.ExifTags")
 
 PathArg = Union[str, bytes, os.PathLike]
 RGB = tuple[int, int, int]
@@ -199,7 +203,7 @@ def _decode_raster(
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(fp)
-        except UnidentifiedImageError:
+        except Image.UnidentifiedImageError:
             raise _unidentified(fp, size, head) from None
         except Image.DecompressionBombError:
             raise
@@ -588,10 +592,21 @@ def phash_distance(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+_HEX_COLOR = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
 def parse_color(text: str) -> RGB:
     """'#fff', '#ffffff' or a colour name like 'white' to an (r, g, b) tuple; ConfigError if invalid."""
+    text = str(text).strip()
+    # Every engine parses its background: hex colours (the default among them) without Pillow.
+    hex_color = _HEX_COLOR.fullmatch(text)
+    if hex_color:
+        digits = hex_color.group(1)
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
     try:
-        red, green, blue = ImageColor.getcolor(str(text).strip(), "RGB")
+        red, green, blue = ImageColor.getcolor(text, "RGB")
     except ValueError:
         raise ConfigError(f"invalid colour {text!r}: expected '#rgb', '#rrggbb' or a name like 'white'") from None
     return red, green, blue

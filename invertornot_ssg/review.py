@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-from ._numpy import np
+from ._lazy import np
 from PIL import Image, features
 
 from .css import INVERT_FILTER, KEEP_FILTER

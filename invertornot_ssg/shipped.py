@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ._numpy import np
+from ._lazy import np
 
 from .decisions import LabeledSet
 from .embedders import id_slug

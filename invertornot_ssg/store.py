@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from ._numpy import np
+from ._lazy import np
 
 from . import __version__
 from .errors import StoreError

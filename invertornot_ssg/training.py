@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ._numpy import np
+from ._lazy import np
 
 from . import shipped
 from .engine import Engine, ImageRequest, is_current

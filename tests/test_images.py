@@ -658,3 +658,11 @@ def test_ink_statistics_see_what_a_transparent_file_draws():
 
 def stats_by_name(image: LoadedImage) -> dict[str, float]:
     return dict(zip(STAT_NAMES, image_stats(image).tolist()))
+
+
+@given(st.from_regex(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})", fullmatch=True))
+def test_parse_color_reads_hex_colours_as_pillow_does(text):
+    """Hex colours are parsed without importing Pillow; names still go through it."""
+    from PIL import ImageColor
+
+    assert parse_color(text) == ImageColor.getcolor(text, "RGB")
