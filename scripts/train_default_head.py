@@ -98,6 +98,12 @@ def load_set(args) -> dict:
     log.info("embedding %d images (cached in %s)", len(paths), args.store)
     identified = engine.ensure_embedded(paths)
     keep_rows = [(row, identified[p][0]) for row, p in zip(rows, paths) if identified[p][0] and not identified[p][1]]
+    # The shipped .npz is keyed by sha1 beside the manifest's labels: images whose bytes differ from
+    # their manifest row (a rebuild from other package versions) would ship under sha1s the manifest lacks.
+    changed = [row["file"] for row, sha1 in keep_rows if sha1 != row["sha1"]]
+    if changed:
+        raise SystemExit(f"{len(changed)} images under {args.cache} differ from {args.manifest} (first: {changed[0]}): "
+                         "they come from another build; run scripts/bootstrap/build_set.py, which rewrites both")
     for row, p in zip(rows, paths):
         if identified[p][1]:
             log.warning("skipped %s: %s", row["file"], identified[p][1])
