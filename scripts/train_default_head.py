@@ -32,7 +32,7 @@ from invertornot_ssg.embedders import embedder_id, get_embedder, id_slug  # noqa
 from invertornot_ssg.engine import Engine  # noqa: E402
 from invertornot_ssg.evaluation import SATURATION_BASELINE, confusion  # noqa: E402
 from invertornot_ssg.head import Head, save_head  # noqa: E402
-from invertornot_ssg.images import STAT_NAMES, load_image, perceptual_hash, phash_distance  # noqa: E402
+from invertornot_ssg.images import STAT_NAMES, file_sha1, load_image, perceptual_hash, phash_distance  # noqa: E402
 from invertornot_ssg.settings import Settings  # noqa: E402
 from invertornot_ssg.training import EMBEDDING_COMPONENTS, augmented_copies, new_head  # noqa: E402
 
@@ -95,15 +95,15 @@ def load_set(args) -> dict:
         log.warning("missing, left out: %s", row["file"])
     rows = [row for row in rows if row not in absent]
     paths = [args.cache / row["file"] for row in rows]
-    log.info("embedding %d images (cached in %s)", len(paths), args.store)
-    identified = engine.ensure_embedded(paths)
-    keep_rows = [(row, identified[p][0]) for row, p in zip(rows, paths) if identified[p][0] and not identified[p][1]]
     # The shipped .npz is keyed by sha1 beside the manifest's labels: images whose bytes differ from
-    # their manifest row (a rebuild from other package versions) would ship under sha1s the manifest lacks.
-    changed = [row["file"] for row, sha1 in keep_rows if sha1 != row["sha1"]]
+    # their manifest row (a rebuild from other package versions) would ship under sha1s it lacks.
+    changed = [row["file"] for row, path in zip(rows, paths) if file_sha1(path) != row["sha1"]]
     if changed:
         raise SystemExit(f"{len(changed)} images under {args.cache} differ from {args.manifest} (first: {changed[0]}): "
                          "they come from another build; run scripts/bootstrap/build_set.py, which rewrites both")
+    log.info("embedding %d images (cached in %s)", len(paths), args.store)
+    identified = engine.ensure_embedded(paths)
+    keep_rows = [(row, identified[p][0]) for row, p in zip(rows, paths) if identified[p][0] and not identified[p][1]]
     for row, p in zip(rows, paths):
         if identified[p][1]:
             log.warning("skipped %s: %s", row["file"], identified[p][1])

@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,3 +64,23 @@ def test_a_missing_tool_stops_the_build_before_the_manifest_is_touched(build_set
     assert "dot (apt-get install graphviz)" in caplog.text
     assert manifest.read_text(encoding="utf-8") == "file,sha1\n"
     assert not (tmp_path / "cache").exists()
+
+
+def test_training_refuses_images_that_differ_from_their_manifest_row(tmp_path: Path):
+    """A set rebuilt from other package versions must not ship embeddings under sha1s that the
+    shipped manifest does not label."""
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("train_default_head", REPO / "scripts" / "train_default_head.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cache = tmp_path / "cache"
+    (cache / "images").mkdir(parents=True)
+    Image.new("RGB", (64, 64), "white").save(cache / "images" / "a.png")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("file,sha1,label\nimages/a.png," + "0" * 40 + ",invert\n", encoding="utf-8")
+    args = SimpleNamespace(cache=cache, store=tmp_path / "store", manifest=manifest)
+
+    with pytest.raises(SystemExit, match=r"1 images under .* differ from .*manifest\.csv \(first: images/a\.png\)"):
+        script.load_set(args)
+    assert not (tmp_path / "store").exists()  # refused before anything was embedded
