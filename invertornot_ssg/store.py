@@ -61,6 +61,12 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 13, 14
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED) if isinstance(code, int) else "locked" in str(exc)
+
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS files (
         path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha1 TEXT NOT NULL)""",
@@ -517,13 +523,28 @@ class EmbeddingStore:
                 " point `store` at another directory"
             )
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            if version == 0:  # before the first write: 8 KiB pages hold three 1280-d float16 rows
-                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(conn, new=version == 0)
         # WAL + NORMAL: a power cut may lose the last commit, never corrupts the file
         conn.execute("PRAGMA synchronous = NORMAL")
         if version < SCHEMA_VERSION:
             self._create_schema()
+
+    def _enable_wal(self, conn: sqlite3.Connection, new: bool) -> None:
+        """Switch a new store to WAL. Two processes opening the same new store at once both try it,
+        and SQLite then answers one of them "database is locked" at once, without waiting (the two
+        lock upgrades would deadlock): switch under the store's lock, and try again while busy."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        with self._locked():
+            while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":  # or another process did it
+                try:
+                    if new:  # before the first write: 8 KiB pages hold three 1280-d float16 rows
+                        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                    conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.05)
 
     def _create_schema(self) -> None:
         with self._locked():
@@ -1009,7 +1030,7 @@ class EmbeddingStore:
             detail = "the disk is full; free some space or point `store` elsewhere"
         elif primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN) or "readonly" in text:
             detail = "it or its directory is not writable; check permissions or point `store` elsewhere"
-        elif primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        elif _is_busy(exc):
             detail = f"another process kept it busy for more than {BUSY_TIMEOUT_S:.0f} s"
         else:
             detail = "delete the store directory to rebuild it"

@@ -280,6 +280,31 @@ def _add_in_batches(root: str, worker: int, barrier) -> None:
     store.close()
 
 
+def _open_new_stores(roots: list[str], barrier) -> None:
+    """Child process: open each new store at the same moment as the other children."""
+    for root in roots:
+        barrier.wait(timeout=60)
+        EmbeddingStore(Path(root)).close()
+
+
+def test_processes_opening_the_same_new_store_at_once(tmp_path: Path):
+    """Both switch the new file to WAL; SQLite answers one of them "database is locked" without
+    waiting unless the switch is serialised (it failed about one time in ten before)."""
+    roots = [str(tmp_path / f"store-{i}") for i in range(12)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    workers = [ctx.Process(target=_open_new_stores, args=(roots, barrier)) for _ in range(3)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=240)
+    assert [p.exitcode for p in workers] == [0, 0, 0]
+    for root in roots:
+        db = sqlite3.connect(Path(root) / "store.sqlite")
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+
+
 def test_two_processes_add_concurrently(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     root = tmp_path / "shared"
     ctx = multiprocessing.get_context("spawn")
