@@ -226,7 +226,7 @@ class Engine:
 
     def _warn_of_other_site_heads(self, site_head: Path) -> None:
         """This site's head for another embedder id is no use to this one, and the shipped head
-        (or none) then decides silently: after an upgrade that changed how images are prepared
+        (or, without one, the fallbacks) would then decide silently: after an upgrade that changed how images are prepared
         (a new id), a user would otherwise not learn that their labels need `retrain` again."""
         suffix = f"-{self._site_id()}.skops"
         try:
@@ -235,9 +235,9 @@ class Engine:
             return
         if others:
             self.log.warning(
-                "this site's head %s was trained for another model or image preparation, not %s; "
-                "the shipped head decides until you run `invertornot-ssg retrain`",
-                site_head.parent / others[-1], self.embedder_id)
+                "this site's head %s was trained for another model or image preparation, not %s, so it"
+                " is not used; run `invertornot-ssg retrain` to train one for %s",
+                site_head.parent / others[-1], self.embedder_id, self.embedder_id)
 
     def bootstrap(self) -> LabeledSet | None:
         if self._bootstrap is False:

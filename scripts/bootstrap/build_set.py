@@ -140,13 +140,12 @@ def missing_tools(no_deb: bool) -> list[str]:
     import importlib.util
     import shutil
 
+    tools = [("dot", "graphviz")]
+    if not no_deb:
+        tools += [("apt-get", "apt"), ("dpkg", "dpkg"), ("pdftoppm", "poppler-utils"), ("pdfinfo", "poppler-utils")]
     missing = [f"{mod} (pip install '.[bootstrap]')" for mod in ("matplotlib", "skimage", "sklearn")
                if importlib.util.find_spec(mod) is None]
-    missing += [f"{tool} (apt-get install {pkg})" for tool, pkg in
-                [("dot", "graphviz")] + ([] if no_deb else [("apt-get", "apt"), ("dpkg", "dpkg"),
-                                                             ("pdftoppm", "poppler-utils"), ("pdfinfo", "poppler-utils")])
-                if shutil.which(tool) is None]
-    return missing
+    return missing + [f"{tool} (apt-get install {pkg})" for tool, pkg in tools if shutil.which(tool) is None]
 
 
 def main(argv=None) -> int:
