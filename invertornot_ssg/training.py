@@ -117,7 +117,10 @@ def augmented_copies(engine: Engine, paths: Sequence[Path], seed: int = 0) -> li
             if isinstance(loaded, LoadedImage):
                 image = label_keeping_edit(loaded.image, rng)
                 # The original's ink: the edits keep what the file draws (a tint moves it slightly).
-                stats = image_stats(LoadedImage(paths[i], image, *image.size, loaded.format, loaded.transparency,
+                # The file's size scaled as the decoded copy was cropped or turned.
+                size = (round(loaded.width * image.width / loaded.image.width),
+                        round(loaded.height * image.height / loaded.image.height))
+                stats = image_stats(LoadedImage(paths[i], image, *size, loaded.format, loaded.transparency,
                                                 loaded.ink))
                 edited.append((i, image, stats))
         if edited:

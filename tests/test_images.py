@@ -634,6 +634,37 @@ def test_image_stats_tell_a_photo_from_a_plot():
     assert photo["lum_hist_3"] + photo["lum_hist_4"] > diagram["lum_hist_3"] + diagram["lum_hist_4"]
 
 
+def test_texture_and_palette_statistics_tell_drawn_from_photographed():
+    """A figure is flat areas of few colours with sharp steps; a photograph changes a little everywhere."""
+    photo = stats_of(Image.fromarray(skdata.astronaut()))
+    figure = Image.new("RGB", (480, 360), "white")
+    draw = ImageDraw.Draw(figure)
+    draw.rectangle((60, 60, 200, 160), fill=(31, 119, 180), outline="black", width=3)
+    draw.ellipse((260, 140, 420, 300), fill=(255, 127, 14), outline="black", width=3)
+    draw.line((200, 110, 260, 220), fill="black", width=3)
+    drawn = stats_of(figure)
+    assert drawn["flat"] > 0.8 > 0.3 > photo["flat"]
+    assert photo["soft_steps"] > 0.3 > drawn["soft_steps"]
+    assert drawn["top_color"] > 0.5 > 0.2 > photo["top_color"]
+    assert drawn["top8_colors"] > 0.95 > 0.5 > photo["top8_colors"]
+    assert drawn["border_luminance"] == pytest.approx(1.0) and drawn["border_spread"] == pytest.approx(0.0)
+    assert photo["lum_entropy"] > 0.8 > drawn["lum_entropy"]
+    assert stats_of(Image.new("RGB", (64, 64), "grey"))["colorfulness"] == pytest.approx(0.0)
+    assert photo["colorfulness"] > 0.1 and stats_of(figure.convert("L"))["colorfulness"] == pytest.approx(0.0)
+    one_pixel = stats_of(Image.new("RGB", (1, 1), "white"))
+    assert one_pixel["flat"] == 1.0 and one_pixel["soft_steps"] == 0.0
+
+
+def test_file_statistics_come_from_the_file_not_the_decoded_copy():
+    wide = Image.fromarray(skdata.astronaut()).resize((1024, 256))
+    jpeg = stats_by_name(loaded(load_image_bytes(encode(wide, "JPEG"), "wide.jpg")))
+    assert jpeg["is_jpeg"] == 1.0 and jpeg["is_svg"] == 0.0
+    assert jpeg["log_pixels"] == pytest.approx(18 / 24) and jpeg["log_aspect"] == pytest.approx(2.0)
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="20" height="20"/></svg>'
+    drawn = stats_by_name(loaded(load_image_bytes(svg, "square.svg")))
+    assert drawn["is_svg"] == 1.0 and drawn["is_jpeg"] == 0.0
+
+
 def test_ink_statistics_see_what_a_transparent_file_draws():
     """Black and light-grey strokes on a transparent background both composite to a mostly white
     picture; only the ink tells them apart (black vanishes on a dark page: invert; grey: keep)."""

@@ -140,3 +140,23 @@ def test_records_of_an_older_version_are_described_again_not_embedded_again(tmp_
     captured = capsys.readouterr()
     assert "(9 from the site, 0 bootstrap; 0 augmented copies)" in captured.out
     assert "statistics predate this version and its file is gone" in captured.err
+
+
+def test_augmented_copies_keep_the_file_size_in_their_statistics(tmp_path):
+    """An augmented copy is edited from the decoded image (224 px), but its statistics describe the
+    file it stands for: a copy of a large photograph must not look like a small icon."""
+    from invertornot_ssg.engine import Engine
+    from invertornot_ssg.images import STAT_NAMES, image_stats, load_image
+    from invertornot_ssg.settings import Settings
+    from invertornot_ssg.training import augmented_copies
+
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(data.astronaut()).resize((1536, 1024)).save(path)
+    engine = Engine(Settings(store=str(tmp_path / "store"), overrides=""), tmp_path)
+    original = dict(zip(STAT_NAMES, image_stats(load_image(path, max_side=engine.work_side))))
+    for seed in range(4):  # crops, turns, flips and tints
+        (vector, stats), = augmented_copies(engine, [path], seed=seed)
+        copy = dict(zip(STAT_NAMES, stats))
+        assert copy["log_pixels"] == pytest.approx(original["log_pixels"], abs=0.04)
+        assert abs(copy["log_aspect"]) == pytest.approx(abs(original["log_aspect"]), abs=0.5)
+        assert copy["is_jpeg"] == 1.0
