@@ -681,7 +681,9 @@ def test_five_thousand_images_list_quickly(tmp_path):
 def test_cli_prints_the_address_and_serves_until_interrupted(built):
     command = [sys.executable, "-m", "invertornot_ssg.cli", "review", "--no-browser",
                "--store", str(built.store_dir), "--overrides", str(built.overrides)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=built.root)
+    # A shell's background job (`make test &`) starts with SIGINT ignored, and children inherit that.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=built.root,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.readline()
         url = proc.stdout.readline().strip()
@@ -691,7 +693,11 @@ def test_cli_prints_the_address_and_serves_until_interrupted(built):
             assert response.status == 200 and b"invertornot-ssg review" in response.read()
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # not left serving after the test
+            raise
     assert proc.returncode == 0, err
 
 
@@ -706,7 +712,12 @@ def test_cli_opens_a_browser_unless_told_not_to(built, monkeypatch, capsys):
 
     monkeypatch.setattr(review.webbrowser, "open", fake_open)
     monkeypatch.chdir(built.root)  # relative paths resolve against the working directory
-    code = cli.main(["review", "--store", ".invertornot", "--overrides", "invertornot.yml", "--threshold", "0.6"])
+    # interrupt_main() does nothing while SIGINT is ignored, as in a shell's background job.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = cli.main(["review", "--store", ".invertornot", "--overrides", "invertornot.yml", "--threshold", "0.6"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 0
     out = capsys.readouterr().out
     assert len(opened) == 1 and opened[0][1] == 200 and opened[0][0] in out
