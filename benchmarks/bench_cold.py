@@ -29,16 +29,37 @@ from sitegen import make_site  # noqa: E402
 BARE_IMAGES = 256  # images per bare-forward measurement (the rate does not depend on the site size)
 
 
-def bare_rate(embedder, batch) -> float:
-    """Images/s of embedder.forward on a ready batch, over BARE_IMAGES images."""
-    rounds = max(1, BARE_IMAGES // len(batch))
+def bare_rate(embedder, batch, workers: int = 1, threads: int | None = None) -> float:
+    """Images/s of embedder.forward on a ready batch, over BARE_IMAGES images, in `workers`
+    threads side by side with `threads` torch threads each (None: as set now)."""
+    import threading
+
+    import torch
+
+    rounds = max(1, BARE_IMAGES // len(batch) // workers)
+
+    def run():
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for _ in range(rounds):
+            embedder.forward(batch)
+
+    before = torch.get_num_threads()
     start = time.perf_counter()
-    for _ in range(rounds):
-        embedder.forward(batch)
-    return rounds * len(batch) / (time.perf_counter() - start)
+    if workers == 1:
+        run()
+    else:
+        running = [threading.Thread(target=run) for _ in range(workers)]
+        for thread in running:
+            thread.start()
+        for thread in running:
+            thread.join()
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(before)
+    return workers * rounds * len(batch) / seconds
 
 
-def prepare_budget(model: str, embedder, batch, paths: list[Path], model_threads: int) -> dict:
+def prepare_budget(model: str, embedder, batch, paths: list[Path]) -> dict:
     """CPU milliseconds per image: the engine's preparation (decode, composite, hash, statistics,
     fit to the model input) of a sample of the site, against one forward pass per image."""
     import random
@@ -71,13 +92,17 @@ def prepare_budget(model: str, embedder, batch, paths: list[Path], model_threads
             "forward_ms_all_threads": 1000 * forward_cpu(torch.get_num_threads())}
 
 
-def pipeline_run(embedder, head, model: str, paths: list[Path]) -> tuple[float, float]:
-    """(images/s through Engine.classify into a fresh store, share of the wall time in forward)."""
+def pipeline_run(embedder, head, model: str, paths: list[Path], workers: int) -> tuple[float, float]:
+    """(images/s through Engine.classify into a fresh store, share of the model threads' wall
+    time spent in forward)."""
+    import threading
+
     from invertornot_ssg.engine import Engine, ImageRequest
     from invertornot_ssg.settings import Settings
 
     store = Path(tempfile.mkdtemp(prefix="bench-cold-", dir=DATA))
     busy = [0.0]
+    lock = threading.Lock()
     forward = embedder.forward
 
     def timed_forward(batch):
@@ -85,7 +110,8 @@ def pipeline_run(embedder, head, model: str, paths: list[Path]) -> tuple[float, 
         try:
             return forward(batch)
         finally:
-            busy[0] += time.perf_counter() - t
+            with lock:
+                busy[0] += time.perf_counter() - t
 
     try:
         engine = Engine(Settings(store=str(store), model=model, overrides="", write_overrides=False), store)
@@ -101,7 +127,7 @@ def pipeline_run(embedder, head, model: str, paths: list[Path]) -> tuple[float, 
         errors = [r for r in results if r.error]
         if errors or engine.embedded != len(paths):
             raise SystemExit(f"pipeline embedded {engine.embedded} of {len(paths)}; errors: {errors[:3]}")
-        return len(paths) / seconds, busy[0] / seconds
+        return len(paths) / seconds, busy[0] / (seconds * workers)
     finally:
         del embedder.forward
         shutil.rmtree(store, ignore_errors=True)
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch.set_num_threads for the bare forward (0: torch's default, one per core)")
     parser.add_argument("--decode-threads", type=int, default=0, help="engine.DECODE_THREADS (0: the engine's)")
     parser.add_argument("--model-threads", type=int, default=0,
-                        help="engine.MODEL_THREADS, torch threads while the pipeline embeds (0: the engine's)")
+                        help="engine.MODEL_THREADS: one model thread with this many torch threads (0: the engine's)")
     args = parser.parse_args(argv)
 
     import torch
@@ -143,25 +169,24 @@ def main(argv: list[str] | None = None) -> int:
         embedder = get_embedder(model, progress=False)
         if args.batch:
             embedder.batch_size = args.batch
-        model_threads = engine_module.MODEL_THREADS or (
-            max(1, engine_module._usable_cpus() - engine_module.DECODE_THREADS) if embedder.light else bare_threads)
+        workers, threads = Engine._model_workers(embedder)  # the pipeline's model threads
+        threads = threads or bare_threads
+        model_threads = f"{workers} x {threads}"
         sample = next(iter(sites.values()))[: embedder.batch_size]
         batch = embedder.batch([embedder.prepare(load_image(p).image) for p in sample])
         embedder.forward(batch)  # warm-up: first-call allocations
         head = Engine(Settings(store=str(DATA / "head-lookup"), model=model, overrides=""), DATA).head
-        budget = prepare_budget(model, embedder, batch, sites[max(sites)], model_threads)
+        budget = prepare_budget(model, embedder, batch, sites[max(sites)])
         budget_rows.append([model, *(f"{budget[k]:.0f}" for k in ("prepare_ms", "forward_ms_1_thread",
                                                                     "forward_ms_all_threads"))])
         for n, paths in sites.items():
             runs: dict[str, list[float]] = {"bare": [], "bare_pipeline_threads": [], "pipeline": [], "model_busy": []}
             for _ in range(args.repeat):
                 runs["bare"].append(bare_rate(embedder, batch))
-                torch.set_num_threads(model_threads)
-                runs["bare_pipeline_threads"].append(bare_rate(embedder, batch))
-                torch.set_num_threads(bare_threads)
-                rate, busy = pipeline_run(embedder, head, model, paths)
+                runs["bare_pipeline_threads"].append(bare_rate(embedder, batch, workers, threads))
+                rate, busy = pipeline_run(embedder, head, model, paths, workers)
                 runs["pipeline"].append(rate), runs["model_busy"].append(busy)
-                print(f"{model} {n} images: bare {runs['bare'][-1]:.1f}/s, bare at {model_threads} thread(s)"
+                print(f"{model} {n} images: bare {runs['bare'][-1]:.1f}/s, bare in {model_threads} thread(s)"
                       f" {runs['bare_pipeline_threads'][-1]:.1f}/s, pipeline {rate:.1f}/s, model busy {busy:.0%}",
                       file=sys.stderr)
             ratio = [p / b for p, b in zip(runs["pipeline"], runs["bare"])]
@@ -170,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([model, n, embedder.batch_size, model_threads, f"{median(runs['bare']):.1f}",
                          f"{median(runs['bare_pipeline_threads']):.1f}", f"{median(runs['pipeline']):.1f}",
                          f"{median(ratio):.0%}", f"{median(ratio_same):.0%}", f"{median(runs['model_busy']):.0%}"])
-    print(f"Threads: bare forward {bare_threads}; pipeline: decode {engine_module.DECODE_THREADS}, model as shown.")
+    print(f"Threads: bare forward {bare_threads}; pipeline: decode {engine_module.DECODE_THREADS}, model as shown"
+          " (model threads side by side x torch threads each).")
     print(table(["model", "images", "batch", "pipeline model threads", f"bare forward, {bare_threads} threads (img/s)",
                  "bare forward, pipeline model threads", "pipeline (img/s)", "pipeline / bare",
                  "pipeline / bare at the pipeline's model threads", "model busy"], rows))

@@ -8,7 +8,7 @@ import logging
 import os
 import stat
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -46,11 +46,11 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-# The cores are split between the model and the threads that decode and prepare images for it:
-# on a CPU, preparing an image costs about as much as its forward pass, and threads beyond the
-# cores only contend (benchmarks/README.md has the measurements behind this split).
+# Threads that decode and prepare images for the model, beside the model's (Engine._model_workers):
+# on a CPU, preparing an image costs about as much as a light model's forward pass
+# (benchmarks/README.md has the measurements behind this split).
 DECODE_THREADS = max(1, min(4, _usable_cpus() // 2))
-MODEL_THREADS: int | None = None  # torch threads while embedding; None: see Engine._set_model_threads
+MODEL_THREADS: int | None = None  # torch threads of a single model thread; None: see Engine._model_workers
 
 
 @dataclass
@@ -61,6 +61,30 @@ class _Prepared:
     pixels: np.ndarray | None  # the embedder's input (prepare), None if it was not loaded yet
     phash: str
     stats: np.ndarray
+
+
+@dataclass
+class _ModelThreads:
+    """Threads that embed batches of prepared images, `workers` at a time."""
+
+    pool: ThreadPoolExecutor
+    workers: int
+    embedder: object
+
+    def embed(self, batch: list[tuple[str, _Prepared]]) -> Future:
+        return self.pool.submit(_embed_batch, batch, self.embedder)
+
+
+def _embed_batch(batch: list[tuple[str, _Prepared]], embedder) -> np.ndarray:
+    """The vectors of a batch (runs in a model thread)."""
+    if not isinstance(embedder, Embedder):  # any object with embed(images) (tests use small fakes)
+        return embedder.embed([p.loaded.image for _, p in batch])
+    pixels = [p.pixels if p.pixels is not None else embedder.prepare(p.loaded.image) for _, p in batch]
+    step = embedder.batch_size
+    return np.vstack([
+        embedder.forward(embedder.batch(pixels[start:start + step]))
+        for start in range(0, len(pixels), step)
+    ])
 
 
 def _record(sha1: str, p: _Prepared) -> ImageRecord:
@@ -511,19 +535,21 @@ class Engine:
         """Decode, describe and embed images the store lacks; returns sha1 -> error for the bad ones.
 
         Worker threads decode, composite, describe (phash, statistics) and fit each image to the
-        model input a window ahead, while this thread runs the model on full batches and writes
-        the store; the model, then the head, load in the background while the first images decode.
+        model input a window ahead; model threads embed full batches (see _model_workers) while
+        this thread writes finished ones to the store, in order. The model, then the head, load in
+        the background while the first images decode.
         """
         items = list(dict(items).items())  # one path per sha1
         if not items:
             return {}
         errors: dict[str, str] = {}
-        loader = loading = None
+        loader = loading = model = None
+        running: collections.deque = collections.deque()  # (batch, future vectors), oldest first
         self._threads_before = None
         try:
             with self._progress(len(items), f"embedding ({self.embedder_id})") as bar:
                 batch: list[tuple[str, _Prepared]] = []
-                for sha1, prepared in self._decoded(items):
+                for sha1, prepared in self._decoded(items, window=(1 + _usable_cpus()) * EMBED_BATCH):
                     if isinstance(prepared, ImageError):
                         errors[sha1] = prepared.detail
                         bar.update(1)
@@ -531,41 +557,77 @@ class Engine:
                     if loader is None and self._embedder is None:
                         # Only once an image decodes: a build whose only new files are broken
                         # must not pay for torch and the model on every run.
-                        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-model")
+                        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invertornot-load")
                         loading = loader.submit(self.load_embedder)
                         if self._head is False:  # needed next, and importing scikit-learn takes seconds
                             loader.submit(lambda: self.head)  # an error shows again when the head is used
                     batch.append((sha1, prepared))
                     if len(batch) >= EMBED_BATCH:
-                        self._embed_batch(batch, loading.result() if loading else self._embedder)
-                        bar.update(len(batch))
+                        model = model or self._model_threads(loading.result() if loading else self._embedder)
+                        running.append((batch, model.embed(batch)))
                         batch = []
+                        bar.update(self._store_finished(running, keep=model.workers - 1))
                 if batch:
-                    self._embed_batch(batch, loading.result() if loading else self._embedder)
-                    bar.update(len(batch))
+                    model = model or self._model_threads(loading.result() if loading else self._embedder)
+                    running.append((batch, model.embed(batch)))
+                bar.update(self._store_finished(running, keep=0))
             self.store.flush()  # a large store's index file is rewritten once, not per batch
         finally:
-            if loader is not None:
-                loader.shutdown(wait=True)
+            for _, future in running:  # after an error: no model thread outlives the build
+                future.cancel()
+            for pool in (model.pool if model else None, loader):
+                if pool is not None:
+                    pool.shutdown(wait=True)
             if self._threads_before is not None:
                 import torch
 
                 torch.set_num_threads(self._threads_before)
         return errors
 
-    def _set_model_threads(self, embedder: Embedder) -> None:
-        """A light model leaves the decode threads their cores while embedding; a heavy one keeps
-        torch's default of one thread per core (the user's OMP_NUM_THREADS always wins).
+    def _store_finished(self, running: collections.deque, keep: int) -> int:
+        """Write the oldest batches to the store, waiting for them, until `keep` are left running;
+        returns the number of images written."""
+        written = 0
+        while len(running) > keep:
+            batch, future = running.popleft()
+            vectors = future.result()
+            self.store.put_images([_record(sha1, p) for sha1, p in batch])
+            self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
+            self.embedded += len(batch)
+            written += len(batch)
+        return written
 
-        Called from the thread that runs the model: OpenMP thread counts are per calling thread."""
-        if MODEL_THREADS is None and ("OMP_NUM_THREADS" in os.environ or not embedder.light):
-            return
-        if self._threads_before is not None:
-            return
-        import torch
+    def _model_threads(self, embedder) -> _ModelThreads:
+        """The threads that run the model: see _model_workers."""
+        workers, threads = self._model_workers(embedder)
+        if threads is not None:
+            import torch
 
-        self._threads_before = torch.get_num_threads()
-        torch.set_num_threads(MODEL_THREADS or max(1, _usable_cpus() - DECODE_THREADS))
+            self._threads_before = torch.get_num_threads()
+
+        def set_threads():  # in each model thread: OpenMP thread counts are per calling thread
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invertornot-model", initializer=set_threads)
+        return _ModelThreads(pool, workers, embedder)
+
+    @staticmethod
+    def _model_workers(embedder) -> tuple[int, int | None]:
+        """(batches embedded side by side, torch threads for each; None: torch's default).
+
+        A light model runs one single-threaded forward per core, beside the decode threads: its
+        forward costs about what decoding an image does, and on a CPU several single-threaded
+        forwards outrun one that spans the cores, while the decoding takes its share from each.
+        A costly model keeps torch's default of one thread per core in one forward. The user's
+        OMP_NUM_THREADS always wins (benchmarks/README.md has the measurements)."""
+        if MODEL_THREADS is not None:
+            return 1, MODEL_THREADS
+        if "OMP_NUM_THREADS" in os.environ or not getattr(embedder, "light", False):
+            return 1, None
+        return _usable_cpus(), 1
 
     def load_embedder(self):
         if self._embedder is None:
@@ -581,9 +643,9 @@ class Engine:
         return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not show, leave=False)
 
     def _decoded(self, items: list[tuple[str, Path]], fit: bool = True,
-                 threads: int = DECODE_THREADS) -> Iterator[tuple[str, _Prepared | ImageError]]:
+                 threads: int = DECODE_THREADS,
+                 window: int = 2 * EMBED_BATCH) -> Iterator[tuple[str, _Prepared | ImageError]]:
         """Prepare in worker threads (Pillow releases the GIL), a bounded window ahead of the model."""
-        window = 2 * EMBED_BATCH
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="invertornot-decode") as pool:
             pending: collections.deque = collections.deque()
             todo = iter(items)
@@ -607,21 +669,6 @@ class Engine:
         embedder = self._embedder  # None while the model loads: the batch then fits the image
         pixels = embedder.prepare(loaded.image) if fit and isinstance(embedder, Embedder) else None
         return _Prepared(loaded, pixels, perceptual_hash(loaded.image), image_stats(loaded))
-
-    def _embed_batch(self, batch: list[tuple[str, _Prepared]], embedder) -> None:
-        if isinstance(embedder, Embedder):
-            self._set_model_threads(embedder)
-            pixels = [p.pixels if p.pixels is not None else embedder.prepare(p.loaded.image) for _, p in batch]
-            step = embedder.batch_size
-            vectors = np.vstack([
-                embedder.forward(embedder.batch(pixels[start:start + step]))
-                for start in range(0, len(pixels), step)
-            ])
-        else:  # any object with embed(images) (tests use small fakes)
-            vectors = embedder.embed([p.loaded.image for _, p in batch])
-        self.store.put_images([_record(sha1, p) for sha1, p in batch])
-        self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
-        self.embedded += len(batch)
 
     # -- after the build ----------------------------------------------------------------------
 
