@@ -618,16 +618,18 @@ class Engine:
     def _model_workers(embedder) -> tuple[int, int | None]:
         """(batches embedded side by side, torch threads for each; None: torch's default).
 
-        A light model runs one single-threaded forward per core, beside the decode threads: its
-        forward costs about what decoding an image does, and on a CPU several single-threaded
-        forwards outrun one that spans the cores, while the decoding takes its share from each.
-        A costly model keeps torch's default of one thread per core in one forward. The user's
-        OMP_NUM_THREADS always wins (benchmarks/README.md has the measurements)."""
+        A light model runs single-threaded forwards side by side, one per core the decode threads
+        leave plus one, so that no core idles while a decode thread waits: its forward costs about
+        what decoding an image does, and on a CPU several single-threaded forwards outrun one that
+        spans the cores (on two cores: two forwards beside one decode thread). A costly model
+        keeps torch's default of one thread per core in one forward. The user's OMP_NUM_THREADS
+        always wins (benchmarks/README.md has the measurements)."""
         if MODEL_THREADS is not None:
             return 1, MODEL_THREADS
         if "OMP_NUM_THREADS" in os.environ or not getattr(embedder, "light", False):
             return 1, None
-        return _usable_cpus(), 1
+        cpus = _usable_cpus()
+        return min(cpus, max(1, cpus - DECODE_THREADS) + 1), 1
 
     def load_embedder(self):
         if self._embedder is None:
