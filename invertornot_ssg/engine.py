@@ -70,9 +70,17 @@ class _ModelThreads:
     pool: ThreadPoolExecutor
     workers: int
     embedder: object
+    threads_before: int | None  # torch's thread count, restored when done; None: left alone
 
     def embed(self, batch: list[tuple[str, _Prepared]]) -> Future:
         return self.pool.submit(_embed_batch, batch, self.embedder)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        if self.threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self.threads_before)
 
 
 def _embed_batch(batch: list[tuple[str, _Prepared]], embedder) -> np.ndarray:
@@ -163,7 +171,6 @@ class Engine:
         self.embedded = 0  # images embedded by the last classify()
         self.memo_hit = False  # whether the last classify() reused the last build's results
         self._memo_signature: tuple[int, int, int] | None = None  # of the overrides file it was checked against
-        self._threads_before: int | None = None  # torch's thread count to restore after embedding
 
     def resolve(self, path: str) -> Path:
         p = Path(os.path.expanduser(path))
@@ -545,7 +552,6 @@ class Engine:
         errors: dict[str, str] = {}
         loader = loading = model = None
         running: collections.deque = collections.deque()  # (batch, future vectors), oldest first
-        self._threads_before = None
         try:
             with self._progress(len(items), f"embedding ({self.embedder_id})") as bar:
                 batch: list[tuple[str, _Prepared]] = []
@@ -575,13 +581,10 @@ class Engine:
         finally:
             for _, future in running:  # after an error: no model thread outlives the build
                 future.cancel()
-            for pool in (model.pool if model else None, loader):
-                if pool is not None:
-                    pool.shutdown(wait=True)
-            if self._threads_before is not None:
-                import torch
-
-                torch.set_num_threads(self._threads_before)
+            if model is not None:
+                model.close()
+            if loader is not None:
+                loader.shutdown(wait=True)
         return errors
 
     def _store_finished(self, running: collections.deque, keep: int) -> int:
@@ -600,10 +603,11 @@ class Engine:
     def _model_threads(self, embedder) -> _ModelThreads:
         """The threads that run the model: see _model_workers."""
         workers, threads = self._model_workers(embedder)
+        threads_before = None
         if threads is not None:
             import torch
 
-            self._threads_before = torch.get_num_threads()
+            threads_before = torch.get_num_threads()
 
         def set_threads():  # in each model thread: OpenMP thread counts are per calling thread
             if threads is not None:
@@ -612,7 +616,7 @@ class Engine:
                 torch.set_num_threads(threads)
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invertornot-model", initializer=set_threads)
-        return _ModelThreads(pool, workers, embedder)
+        return _ModelThreads(pool, workers, embedder, threads_before)
 
     @staticmethod
     def _model_workers(embedder) -> tuple[int, int | None]:

@@ -641,7 +641,7 @@ def mean_hsl_saturation(rgb_image: Image.Image) -> float:
 def _hsl_saturation(rgb: np.ndarray) -> np.ndarray:
     """Per-pixel HSL saturation of an (..., 3) float array in [0, 1]."""
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    high = np.maximum(np.maximum(red, green), blue)  # faster than max(axis=-1) over 3 values
+    high = _largest_channel(rgb)
     low = np.minimum(np.minimum(red, green), blue)
     spread = high - low
     denominator = 1.0 - np.abs(high + low - 1.0)  # 1 - |2L - 1|
