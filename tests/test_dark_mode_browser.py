@@ -2,12 +2,12 @@
 
 The stylesheet's rules are checked as text in test_css.py; here real themes decide when the page
 is dark (MkDocs' own theme through its colour-mode script, Material through its palette toggle,
-Pelican's default theme through the system preference) and every classified image must be
-inverted or dimmed exactly while the page is dark, and untouched while it is light, including
-when the reader's toggle overrides the system preference.
+Pelican's default theme, from 4.12, through the system preference), and every classified image
+must be inverted or dimmed exactly while the page is dark, and untouched while it is light,
+including when the reader's toggle overrides the system preference.
 
-Needs /usr/bin/chromium and Playwright for Python (see test_review_browser.py), and
-mkdocs-material (a test dependency)."""
+Needs /usr/bin/chromium and Playwright for Python (tests/chromium.py), mkdocs-material and
+Pelican 4.12 or later (test dependencies)."""
 from __future__ import annotations
 
 import functools
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from test_pelican_plugin import build_samples, run
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS, need_browser
+from chromium import need_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,17 +66,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not (material_site / "index.html").is_file():
         run([sys.executable, "-m", "mkdocs", "build", "-f", "material.yml", "-d", str(material_site)], samples.root / "mkdocs")
     return {"mkdocs": samples.mkdocs_site, "material": material_site, "pelican": samples.out}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

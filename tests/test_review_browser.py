@@ -1,12 +1,11 @@
 """`invertornot-ssg review` in headless Chromium: label with the keyboard, save, check the YAML.
 
 Needs /usr/bin/chromium (Debian: `apt-get install -y chromium`) and Playwright for Python;
-never `playwright install`. Without Chromium these tests skip, and fail when CI=true."""
+never `playwright install`. Without Chromium these tests skip, and fail when CI=true
+(tests/chromium.py)."""
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -14,37 +13,6 @@ from invertornot_ssg.training import site_labels
 from test_review import ORDER, UNCERTAIN, Running, build_big_site, build_site, expected_with_labels
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-
-
-def need_browser() -> None:
-    reason = None
-    if not Path(CHROMIUM).is_file():
-        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "Playwright for Python is missing: pip install playwright (never `playwright install`)"
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,0 +1,29 @@
+"""Headless Chromium for the browser tests: Debian's /usr/bin/chromium driven by Playwright for
+Python (never `playwright install`). Without them the tests skip, and fail when CI=true."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def need_browser() -> None:
+    reason = None
+    if not Path(CHROMIUM).is_file():
+        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "Playwright for Python is missing: pip install playwright (never `playwright install`)"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
