@@ -35,6 +35,7 @@ ERROR_KINDS = (
 DEFAULT_MAX_PIXELS = 64_000_000
 MAX_SVG_BYTES = 32 * 1024 * 1024  # an SVG (or decompressed SVGZ) is parsed whole in memory
 STATS_SIDE = 128  # image_stats works on a copy this small: 2 to 3 ms
+NATIVE_CROP = 256  # the native_* statistics look at a centre crop this large, before any downscale
 
 STAT_NAMES: tuple[str, ...] = (
     *(f"lum_hist_{i}" for i in range(8)),  # luminance histogram, fractions of pixels
@@ -71,6 +72,14 @@ STAT_NAMES: tuple[str, ...] = (
     "is_svg",
     "log_pixels",  # log2(width * height) / 24 of the file
     "log_aspect",  # log2(width / height)
+    # The neighbour steps again, on a centre crop at the resolution the file was decoded (JPEGs at
+    # 1/2 to 1/8 scale), before the downscale that averages a camera's noise away and blurs a
+    # drawing's sharp edges.
+    "native_flat",
+    "native_near_flat",
+    "native_soft_steps",
+    "native_hard_steps",
+    "native_fine_steps",  # ... differing by 1 to 3 levels: sensor or compression noise
 )
 INK_DARK, INK_LIGHT = 0.4, 0.7
 
@@ -101,6 +110,7 @@ class LoadedImage:
     format: str  # by content: 'PNG', 'JPEG', 'GIF', 'WEBP', 'SVG', ...
     transparency: float  # fraction of pixels not fully opaque, before compositing
     ink: tuple[float, float, float] | None = None  # the ink_* statistics of a transparent file; None if opaque
+    texture: tuple[float, ...] | None = None  # the native_* statistics; None: from `image` instead
 
 
 @dataclass(frozen=True)
@@ -195,14 +205,14 @@ def _load(
             image, width, height = _render_svg(fp, max_side, max_pixels)
         else:
             image, width, height, fmt = _decode_raster(fp, size, head, max_side, max_pixels)
-        image, transparency, ink = _flatten(image, background, max_side)
+        image, transparency, ink, texture = _flatten(image, background, max_side)
     except _Reject as reject:
         return ImageError(path, reject.kind, f"{shown}: {reject.detail}")
     except Image.DecompressionBombError as exc:
         return ImageError(path, "too-large", f"{shown}: refused by Pillow as a possible decompression bomb ({exc})")
     except Exception as exc:  # a bad file must never stop a build
         return ImageError(path, "unreadable", f"{shown}: cannot decode ({type(exc).__name__}: {exc})")
-    return LoadedImage(path, image, width, height, fmt, transparency, ink)
+    return LoadedImage(path, image, width, height, fmt, transparency, ink, texture)
 
 
 def _shown(path: PathArg) -> str:
@@ -299,19 +309,36 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
 
 
-def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None]:
-    """Measure transparency, downscale, describe the ink, composite on the background: what a reader sees."""
+def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None, tuple]:
+    """Measure transparency and the native texture, downscale, describe the ink, composite on the
+    background: what a reader sees."""
     transparency = 0.0
     ink = None
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
         transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
+    texture = native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
         ink = _ink_stats(im)
-        page = Image.new("RGBA", im.size, (*background, 255))
-        im = Image.alpha_composite(page, im).convert("RGB")
-    return im, transparency, ink
+        im = _composited(im, background)
+    return im, transparency, ink, texture
+
+
+def _composited(im: Image.Image, background: RGB) -> Image.Image:
+    """An RGBA image on the page colour, as RGB; an RGB image as it is."""
+    if im.mode != "RGBA":
+        return im
+    page = Image.new("RGBA", im.size, (*background, 255))
+    return Image.alpha_composite(page, im).convert("RGB")
+
+
+def _centre_crop(im: Image.Image, side: int) -> Image.Image:
+    width, height = im.size
+    if width <= side and height <= side:
+        return im
+    left, top = max(0, (width - side) // 2), max(0, (height - side) // 2)
+    return im.crop((left, top, left + min(side, width), top + min(side, height)))
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -688,6 +715,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
         loaded.format == "SVG",
         np.log2(width * height) / 24.0,
         np.log2(width / height),
+        *(loaded.texture or native_texture(_centre_crop(image, NATIVE_CROP))),
     ]
     return np.asarray(values, dtype=np.float32)
 
@@ -701,13 +729,27 @@ def _histogram(values: np.ndarray, bins: int) -> np.ndarray:
 def _neighbour_steps(pixels: np.ndarray) -> tuple[float, float, float, float]:
     """flat, near_flat, soft_steps, hard_steps: how much a pixel differs from its right and lower
     neighbours (the largest difference over the channels, in 8-bit levels)."""
+    return _step_shares(_channel_steps(pixels))[:4]
+
+
+def native_texture(image: Image.Image) -> tuple[float, float, float, float, float]:
+    """The native_* statistics of an RGB image (a crop at the decoded resolution)."""
+    return _step_shares(_channel_steps(np.asarray(image.convert("RGB"))))
+
+
+def _channel_steps(pixels: np.ndarray) -> np.ndarray:
     signed = pixels.astype(np.int16)
-    steps = np.concatenate([_largest_channel(np.abs(np.diff(signed, axis=1))).ravel(),
-                            _largest_channel(np.abs(np.diff(signed, axis=0))).ravel()])
+    return np.concatenate([_largest_channel(np.abs(np.diff(signed, axis=1))).ravel(),
+                           _largest_channel(np.abs(np.diff(signed, axis=0))).ravel()])
+
+
+def _step_shares(steps: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Shares of steps: none, at most 2, 3 to 24, over 64, and 1 to 3 levels."""
     if not steps.size:  # one pixel: nothing changes
-        return 1.0, 1.0, 0.0, 0.0
+        return 1.0, 1.0, 0.0, 0.0, 0.0
     return (float((steps == 0).mean()), float((steps <= 2).mean()),
-            float(((steps > 2) & (steps <= 24)).mean()), float((steps > 64).mean()))
+            float(((steps > 2) & (steps <= 24)).mean()), float((steps > 64).mean()),
+            float(((steps >= 1) & (steps <= 3)).mean()))
 
 
 def _largest_channel(values: np.ndarray) -> np.ndarray:

@@ -19,8 +19,9 @@ SITE_WEIGHT = 5.0  # a site's own labels count more than the generic bootstrap s
 EMBEDDING_COMPONENTS = 16  # PCA components of the embedding the forest sees (measured: 16, 32, 64 alike)
 HUMAN_AUTO_METHODS = ("explicit", "front-matter")  # decisions a person made on the page itself
 # Whether one label-keeping edit of each labeled image joins the training set. Held out by source
-# on the bootstrap set it gains 0.7 points (93.7% with, 93.0% without) but inverts more photographs
-# (20 of 404 against 15; models/bootstrap/EVALUATION.md), the costlier error, so it is off by default.
+# on the bootstrap set it gains a few tenths of a point (93.1% with, 92.9% without) but inverts more
+# photographs (11 of 404 against 10; models/bootstrap/EVALUATION.md), the costlier error, so it is
+# off by default.
 AUGMENT_DEFAULT = False
 
 
@@ -116,12 +117,13 @@ def augmented_copies(engine: Engine, paths: Sequence[Path], seed: int = 0) -> li
             loaded = load_image(paths[i], engine.background, max_side=engine.work_side)
             if isinstance(loaded, LoadedImage):
                 image = label_keeping_edit(loaded.image, rng)
-                # The original's ink: the edits keep what the file draws (a tint moves it slightly).
-                # The file's size scaled as the decoded copy was cropped or turned.
+                # The original's ink and native texture: the edits keep what the file draws and
+                # its grain (a tint moves them slightly). The file's size scaled as the decoded
+                # copy was cropped or turned.
                 size = (round(loaded.width * image.width / loaded.image.width),
                         round(loaded.height * image.height / loaded.image.height))
                 stats = image_stats(LoadedImage(paths[i], image, *size, loaded.format, loaded.transparency,
-                                                loaded.ink))
+                                                loaded.ink, loaded.texture))
                 edited.append((i, image, stats))
         if edited:
             vectors = engine.load_embedder().embed([image for _, image, _ in edited])
@@ -203,8 +205,8 @@ def new_model(embedding_dim: int = 0, n_samples: int = 1_000_000, seed: int = 0)
 
 
 def new_head(embedder_id: str, embedding_dim: int, n_samples: int, use_embedding: bool = True,
-             use_stats: bool = True) -> Head:
-    model = new_model(embedding_dim if use_embedding else 0, n_samples)
+             use_stats: bool = True, seed: int = 0) -> Head:
+    model = new_model(embedding_dim if use_embedding else 0, n_samples, seed)
     return Head(model, embedder_id, use_embedding, tuple(STAT_NAMES) if use_stats else ())
 
 

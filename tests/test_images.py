@@ -697,3 +697,25 @@ def test_parse_color_reads_hex_colours_as_pillow_does(text):
     from PIL import ImageColor
 
     assert parse_color(text) == ImageColor.getcolor(text, "RGB")
+
+
+def test_native_statistics_see_the_file_before_it_is_downscaled():
+    """A pixel-wide checkerboard is all hard steps at the decoded resolution and flat grey at 224 px;
+    a camera's grain is fine steps at full size that the downscale averages away."""
+    checker = (np.indices((1200, 1600)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    fine = stats_by_name(loaded(load_image_bytes(encode(Image.fromarray(checker).convert("RGB"), "PNG"), "c.png")))
+    assert fine["native_hard_steps"] == 1.0 and fine["native_flat"] == 0.0
+    assert fine["hard_steps"] < 0.05  # the downscaled copy is near-uniform grey
+
+    rng = np.random.default_rng(0)
+    photo = np.asarray(Image.fromarray(skdata.astronaut()).resize((1600, 1600)), dtype=np.float32)
+    grainy = np.clip(photo + rng.normal(0, 1.5, photo.shape), 0, 255).astype(np.uint8)
+    camera = stats_by_name(loaded(load_image_bytes(encode(Image.fromarray(grainy), "PNG"), "grain.png")))
+    figure = Image.new("RGB", (1600, 1200), "white")
+    ImageDraw.Draw(figure).rectangle((400, 300, 1200, 900), fill=(31, 119, 180), outline="black", width=6)
+    drawn = stats_by_name(loaded(load_image_bytes(encode(figure, "PNG"), "figure.png")))
+    assert camera["native_fine_steps"] > 0.3 > 0.01 > drawn["native_fine_steps"]
+    assert drawn["native_flat"] > 0.95 > 0.2 > camera["native_flat"]
+
+    transparent = Image.new("RGBA", (600, 600), (0, 0, 0, 0))  # nothing drawn: the page, flat
+    assert stats_by_name(loaded(load_image_bytes(encode(transparent, "PNG"), "t.png")))["native_flat"] == 1.0
