@@ -317,7 +317,7 @@ def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Ima
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
         transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
-    texture = native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
+    texture = _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
         ink = _ink_stats(im)
@@ -715,7 +715,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
         loaded.format == "SVG",
         np.log2(width * height) / 24.0,
         np.log2(width / height),
-        *(loaded.texture or native_texture(_centre_crop(image, NATIVE_CROP))),
+        *(loaded.texture or _native_texture(_centre_crop(image, NATIVE_CROP))),
     ]
     return np.asarray(values, dtype=np.float32)
 
@@ -732,7 +732,7 @@ def _neighbour_steps(pixels: np.ndarray) -> tuple[float, float, float, float]:
     return _step_shares(_channel_steps(pixels))[:4]
 
 
-def native_texture(image: Image.Image) -> tuple[float, float, float, float, float]:
+def _native_texture(image: Image.Image) -> tuple[float, float, float, float, float]:
     """The native_* statistics of an RGB image (a crop at the decoded resolution)."""
     return _step_shares(_channel_steps(np.asarray(image.convert("RGB"))))
 
