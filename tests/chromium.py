@@ -27,3 +27,12 @@ def need_browser() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def new_page(browser, **options):
+    """(context, page): a fresh context the size of a laptop screen (Playwright's context
+    `options` on top, e.g. color_scheme), its page waiting at most 20 s for anything."""
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    return context, page

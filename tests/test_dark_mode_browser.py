@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from chromium import need_browser, new_page
 from test_pelican_plugin import build_samples, run
-from chromium import need_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -90,9 +90,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 def open_page(browser, url: str, scheme: str):
-    context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
+    context, page = new_page(browser, color_scheme=scheme)
     page.goto(url, wait_until="load")
     return context, page
 
@@ -113,19 +111,24 @@ def settled(page) -> None:
     page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
 
 
-def assert_dark(page) -> None:
+def assert_dark(page) -> list[dict]:
+    """The page is dark and each classified image has its class's filter; returns the images."""
     settled(page)
     assert _luminance(page.evaluate(BODY_BACKGROUND)) < 0.2, "the page should be dark"
     images = images_on(page)
     wrong = [(i["src"], our_class(i), i["filter"]) for i in images if i["filter"] != EXPECTED_DARK[our_class(i)]]
     assert not wrong, wrong
+    return images
 
 
-def assert_light(page) -> None:
+def assert_light(page) -> list[dict]:
+    """The page is light and no classified image is filtered; returns the images."""
     settled(page)
     assert _luminance(page.evaluate(BODY_BACKGROUND)) > 0.8, "the page should be light"
-    wrong = [(i["src"], i["filter"]) for i in images_on(page) if i["filter"] != "none"]
+    images = images_on(page)
+    wrong = [(i["src"], i["filter"]) for i in images if i["filter"] != "none"]
     assert not wrong, wrong
+    return images
 
 
 def _luminance(css_colour: str) -> float:
@@ -148,8 +151,7 @@ def test_images_follow_the_system_scheme(browser, served, site: str) -> None:
         for scheme, check in (("dark", assert_dark), ("light", assert_light)):
             context, page = open_page(browser, served[site] + path, scheme)
             try:
-                check(page)
-                seen |= {our_class(i) for i in images_on(page)}
+                seen |= {our_class(i) for i in check(page)}
             finally:
                 context.close()
     assert seen == set(EXPECTED_DARK)  # author and model decisions, both ways

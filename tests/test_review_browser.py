@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from chromium import new_page
 from invertornot_ssg.training import site_labels
 from test_review import ORDER, UNCERTAIN, Running, build_big_site, build_site, expected_with_labels
 
@@ -17,9 +18,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
+    context, page = new_page(browser)
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
