@@ -80,8 +80,13 @@ STAT_NAMES: tuple[str, ...] = (
     "native_soft_steps",
     "native_hard_steps",
     "native_fine_steps",  # ... differing by 1 to 3 levels: sensor or compression noise
+    # Of the pixels a transparent file draws, the share only partly opaque, at its own resolution:
+    # anti-aliased edges of line art and symbolic icons are a thin rim; the soft shadows and glows
+    # of shaded icons and clipart (keep) are wide.
+    "soft_alpha",
 )
 INK_DARK, INK_LIGHT = 0.4, 0.7
+SOFT_ALPHA = (13, 242)  # visible from 5% opacity; soft up to 95%
 
 # What Pillow may decode: web formats. Others (EPS would run Ghostscript) are 'unsupported'.
 RASTER_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "AVIF", "BMP", "ICO", "TIFF"})
@@ -111,6 +116,7 @@ class LoadedImage:
     transparency: float  # fraction of pixels not fully opaque, before compositing
     ink: tuple[float, float, float] | None = None  # the ink_* statistics of a transparent file; None if opaque
     texture: tuple[float, ...] | None = None  # the native_* statistics; None: from `image` instead
+    soft_alpha: float = 0.0  # of the visible pixels, the share not fully opaque, before compositing
 
 
 @dataclass(frozen=True)
@@ -205,14 +211,14 @@ def _load(
             image, width, height = _render_svg(fp, max_side, max_pixels)
         else:
             image, width, height, fmt = _decode_raster(fp, size, head, max_side, max_pixels)
-        image, transparency, ink, texture = _flatten(image, background, max_side)
+        image, transparency, ink, texture, soft_alpha = _flatten(image, background, max_side)
     except _Reject as reject:
         return ImageError(path, reject.kind, f"{shown}: {reject.detail}")
     except Image.DecompressionBombError as exc:
         return ImageError(path, "too-large", f"{shown}: refused by Pillow as a possible decompression bomb ({exc})")
     except Exception as exc:  # a bad file must never stop a build
         return ImageError(path, "unreadable", f"{shown}: cannot decode ({type(exc).__name__}: {exc})")
-    return LoadedImage(path, image, width, height, fmt, transparency, ink, texture)
+    return LoadedImage(path, image, width, height, fmt, transparency, ink, texture, soft_alpha)
 
 
 def _shown(path: PathArg) -> str:
@@ -309,20 +315,22 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
 
 
-def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None, tuple]:
+def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None, tuple, float]:
     """Measure transparency and the native texture, downscale, describe the ink, composite on the
     background: what a reader sees."""
-    transparency = 0.0
+    transparency = soft_alpha = 0.0
     ink = None
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
         transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
+        visible = alpha >= SOFT_ALPHA[0]
+        soft_alpha = float(np.count_nonzero(visible & (alpha <= SOFT_ALPHA[1]))) / max(int(np.count_nonzero(visible)), 1)
     texture = _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
         ink = _ink_stats(im)
         im = _composited(im, background)
-    return im, transparency, ink, texture
+    return im, transparency, ink, texture, soft_alpha
 
 
 def _composited(im: Image.Image, background: RGB) -> Image.Image:
@@ -716,6 +724,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
         np.log2(width * height) / 24.0,
         np.log2(width / height),
         *(loaded.texture or _native_texture(_centre_crop(image, NATIVE_CROP))),
+        loaded.soft_alpha,
     ]
     return np.asarray(values, dtype=np.float32)
 

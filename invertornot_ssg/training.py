@@ -123,7 +123,7 @@ def augmented_copies(engine: Engine, paths: Sequence[Path], seed: int = 0) -> li
                 size = (round(loaded.width * image.width / loaded.image.width),
                         round(loaded.height * image.height / loaded.image.height))
                 stats = image_stats(LoadedImage(paths[i], image, *size, loaded.format, loaded.transparency,
-                                                loaded.ink, loaded.texture))
+                                                loaded.ink, loaded.texture, loaded.soft_alpha))
                 edited.append((i, image, stats))
         if edited:
             vectors = engine.load_embedder().embed([image for _, image, _ in edited])

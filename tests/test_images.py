@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFile, JpegImagePlugin
+from PIL import Image, ImageDraw, ImageFile, ImageFilter, JpegImagePlugin
 from skimage import data as skdata
 
 from invertornot_ssg.errors import ConfigError
@@ -685,6 +685,31 @@ def test_ink_statistics_see_what_a_transparent_file_draws():
     assert nothing["ink_luminance"] == 1.0 and nothing["ink_dark"] == 0.0
     photo = stats_by_name(loaded(load_image_bytes(encode(Image.fromarray(skdata.astronaut()), "PNG"), "a.png")))
     assert photo["ink_luminance"] == pytest.approx(photo["mean_luminance"])  # opaque: what the page shows
+
+
+def test_soft_alpha_tells_a_shaded_icon_from_line_art():
+    """Anti-aliased line art is opaque but for a thin rim; a shaded icon's drop shadow is wide and
+    partly transparent. Measured on the file, before the downscale blurs every edge."""
+
+    def icon(shadow: bool) -> dict[str, float]:
+        image = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+        if shadow:
+            cast = Image.new("L", image.size, 0)
+            ImageDraw.Draw(cast).rounded_rectangle((96, 112, 432, 448), radius=40, fill=110)
+            image.putalpha(cast.filter(ImageFilter.GaussianBlur(24)))
+        ImageDraw.Draw(image).rounded_rectangle((80, 80, 416, 416), radius=40, outline=(40, 40, 40, 255), width=12)
+        return stats_by_name(loaded(load_image_bytes(encode(image, "PNG"), "icon.png")))
+
+    line_art, shaded = icon(False), icon(True)
+    assert line_art["soft_alpha"] == 0.0 < 0.5 < shaded["soft_alpha"]
+    assert line_art["transparency"] > 0.8  # both are mostly transparent: the share alone cannot tell them
+    thin = Image.new("L", (2048, 2048), 0)
+    ImageDraw.Draw(thin).ellipse((200, 200, 1848, 1848), outline=255, width=24)
+    smooth = Image.merge("RGBA", (*Image.new("RGB", (512, 512)).split(), thin.resize((512, 512), Image.BOX)))
+    rim = stats_by_name(loaded(load_image_bytes(encode(smooth, "PNG"), "ring.png")))["soft_alpha"]
+    assert 0.0 < rim < 0.5 < shaded["soft_alpha"]  # anti-aliasing: a rim of soft pixels, not a shadow
+    opaque = stats_by_name(loaded(load_image_bytes(encode(Image.fromarray(skdata.astronaut()), "PNG"), "a.png")))
+    assert opaque["soft_alpha"] == 0.0
 
 
 def stats_by_name(image: LoadedImage) -> dict[str, float]:
