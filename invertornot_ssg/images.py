@@ -324,7 +324,8 @@ def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Ima
         alpha = np.asarray(im.getchannel("A"))
         transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
         visible = alpha >= SOFT_ALPHA[0]
-        soft_alpha = float(np.count_nonzero(visible & (alpha <= SOFT_ALPHA[1]))) / max(int(np.count_nonzero(visible)), 1)
+        soft = np.count_nonzero(visible & (alpha <= SOFT_ALPHA[1]))
+        soft_alpha = float(soft) / max(int(np.count_nonzero(visible)), 1)
     texture = _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
