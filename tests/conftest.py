@@ -1,8 +1,48 @@
 """Fixtures shared by the test files."""
+import filecmp
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from chromium import CHROMIUM, CHROMIUM_ARGS, need_browser
 from fakes import FakeEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+# What `make setup` installs (pyproject's packages and the models mapped into the package).
+INSTALLED_FROM = {
+    "invertornot_ssg": REPO / "invertornot_ssg",
+    "invertornot_mkdocs": REPO / "plugins" / "invertornot_mkdocs",
+    "pelican.plugins.invertornot": REPO / "plugins" / "pelican" / "plugins" / "invertornot",
+}
+
+
+def stale_install() -> str | None:
+    """The first checkout file whose installed copy differs, or None.
+
+    pytest imports the installed package, while the tests that start `python -c` or `-m` from the
+    repository root import the checkout: after an edit without `make setup` the two disagree (a
+    retrained head, say), and a test fails far from the cause."""
+    from invertornot_ssg.shipped import models_dir
+
+    pairs = [(source, Path(importlib.util.find_spec(module).origin).parent) for module, source in INSTALLED_FROM.items()]
+    pairs.append((REPO / "models", models_dir()))
+    for source, installed in pairs:
+        if installed.resolve() == source.resolve():  # an editable install imports the checkout itself
+            continue
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                copy = installed / path.relative_to(source)
+                if not copy.is_file() or not filecmp.cmp(path, copy, shallow=False):
+                    return str(path.relative_to(REPO))
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    changed = stale_install()
+    if changed:
+        raise pytest.UsageError(f"the installed invertornot-ssg is older than this checkout ({changed} differs); "
+                                "run `make setup` (or `make test`, which runs it) before pytest")
 
 
 @pytest.fixture
