@@ -84,8 +84,16 @@ STAT_NAMES: tuple[str, ...] = (
     # anti-aliased edges of line art and symbolic icons are a thin rim; the soft shadows and glows
     # of shaded icons and clipart (keep) are wide.
     "soft_alpha",
+    # How a transparent file changes when the page behind it turns from white to dark (#18181b),
+    # kept as it is: black line art fades into a dark page (invert), light strokes and glows stand
+    # out on it (keep). Zero for an opaque file, which looks the same on any page.
+    "dark_page_edges",  # change in the fraction of pixels with a luminance gradient above 0.1
+    "dark_page_luminance",  # change in mean luminance
+    "dark_page_light",  # change in the fraction of pixels with luminance above 0.7
+    "dark_page_contrast",  # change in the mean luminance gradient
 )
 INK_DARK, INK_LIGHT = 0.4, 0.7
+DARK_PAGE = (24, 24, 27)  # #18181b, the dark page of LABELING.md
 SOFT_ALPHA = (13, 242)  # visible from 5% opacity; soft up to 95%
 
 # What Pillow may decode: web formats. Others (EPS would run Ghostscript) are 'unsupported'.
@@ -117,6 +125,7 @@ class LoadedImage:
     ink: tuple[float, float, float] | None = None  # the ink_* statistics of a transparent file; None if opaque
     texture: tuple[float, ...] | None = None  # the native_* statistics; None: from `image` instead
     soft_alpha: float = 0.0  # of the visible pixels, the share not fully opaque, before compositing
+    dark_page: tuple[float, float, float, float] | None = None  # the dark_page_* statistics; None if opaque
 
 
 @dataclass(frozen=True)
@@ -211,14 +220,14 @@ def _load(
             image, width, height = _render_svg(fp, max_side, max_pixels)
         else:
             image, width, height, fmt = _decode_raster(fp, size, head, max_side, max_pixels)
-        image, transparency, ink, texture, soft_alpha = _flatten(image, background, max_side)
+        image, measured = _flatten(image, background, max_side)
     except _Reject as reject:
         return ImageError(path, reject.kind, f"{shown}: {reject.detail}")
     except Image.DecompressionBombError as exc:
         return ImageError(path, "too-large", f"{shown}: refused by Pillow as a possible decompression bomb ({exc})")
     except Exception as exc:  # a bad file must never stop a build
         return ImageError(path, "unreadable", f"{shown}: cannot decode ({type(exc).__name__}: {exc})")
-    return LoadedImage(path, image, width, height, fmt, transparency, ink, texture, soft_alpha)
+    return LoadedImage(path, image, width, height, fmt, **measured)
 
 
 def _shown(path: PathArg) -> str:
@@ -315,23 +324,28 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
 
 
-def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, float, tuple | None, tuple, float]:
+def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Image, dict]:
     """Measure transparency and the native texture, downscale, describe the ink, composite on the
-    background: what a reader sees."""
-    transparency = soft_alpha = 0.0
-    ink = None
+    background: what a reader sees. Returns it with the measurements of the file (LoadedImage's
+    fields from `transparency` on)."""
+    measured = {"texture": _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))}
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
-        transparency = float(np.count_nonzero(alpha < 255)) / alpha.size
+        measured["transparency"] = float(np.count_nonzero(alpha < 255)) / alpha.size
         visible = alpha >= SOFT_ALPHA[0]
         soft = np.count_nonzero(visible & (alpha <= SOFT_ALPHA[1]))
-        soft_alpha = float(soft) / max(int(np.count_nonzero(visible)), 1)
-    texture = _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))
+        measured["soft_alpha"] = float(soft) / max(int(np.count_nonzero(visible)), 1)
+    else:
+        measured["transparency"] = 0.0
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
-        ink = _ink_stats(im)
+        small = im.copy()
+        small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BOX)  # Pillow resamples RGBA premultiplied
+        pixels = np.asarray(small, dtype=np.float32) / 255.0
+        measured["ink"] = _ink_stats(pixels)
+        measured["dark_page"] = _dark_page_shift(pixels)
         im = _composited(im, background)
-    return im, transparency, ink, texture, soft_alpha
+    return im, measured
 
 
 def _composited(im: Image.Image, background: RGB) -> Image.Image:
@@ -355,11 +369,8 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.asarray(_LUMA, dtype=np.float32)
 
 
-def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
-    """ink_luminance, ink_dark, ink_light of an RGBA image: its pixels weighted by opacity."""
-    small = rgba.copy()
-    small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BOX)  # Pillow resamples RGBA premultiplied
-    pixels = np.asarray(small, dtype=np.float32) / 255.0
+def _ink_stats(pixels: np.ndarray) -> tuple[float, float, float]:
+    """ink_luminance, ink_dark, ink_light of RGBA pixels in [0, 1]: weighted by opacity."""
     alpha = pixels[..., 3]
     weight = float(alpha.sum())
     if weight < 1e-6:  # draws nothing: only the page shows, as with a light figure
@@ -372,6 +383,20 @@ def _ink_stats(rgba: Image.Image) -> tuple[float, float, float]:
         float(np.count_nonzero(opaque & (luminance < INK_DARK)) / count),
         float(np.count_nonzero(opaque & (luminance > INK_LIGHT)) / count),
     )
+
+
+def _dark_page_shift(pixels: np.ndarray) -> tuple[float, float, float, float]:
+    """The dark_page_* statistics of RGBA pixels in [0, 1]: each measure on a dark page less the
+    same on a white one, with the transparent parts showing the page."""
+    alpha = pixels[..., 3]
+    luminance = _luminance(pixels[..., :3])
+    measures = []
+    for page in (1.0, float(_luminance(np.asarray(DARK_PAGE, dtype=np.float32) / 255.0))):
+        shown = alpha * luminance + (1.0 - alpha) * page
+        gradient = np.hypot(np.diff(shown, axis=1)[:-1, :], np.diff(shown, axis=0)[:, :-1])
+        measures.append(np.array([(gradient > 0.1).mean() if gradient.size else 0.0, shown.mean(),
+                                  (shown > 0.7).mean(), gradient.mean() if gradient.size else 0.0]))
+    return tuple(float(v) for v in measures[1] - measures[0])
 
 
 _SIGNATURES = (
@@ -726,6 +751,7 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
         np.log2(width / height),
         *(loaded.texture or _native_texture(_centre_crop(image, NATIVE_CROP))),
         loaded.soft_alpha,
+        *(loaded.dark_page or (0.0, 0.0, 0.0, 0.0)),
     ]
     return np.asarray(values, dtype=np.float32)
 

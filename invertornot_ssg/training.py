@@ -19,8 +19,8 @@ SITE_WEIGHT = 5.0  # a site's own labels count more than the generic bootstrap s
 EMBEDDING_COMPONENTS = 16  # PCA components of the embedding the forest sees (measured: 16, 32, 64 alike)
 HUMAN_AUTO_METHODS = ("explicit", "front-matter")  # decisions a person made on the page itself
 # Whether one label-keeping edit of each labeled image joins the training set. Held out by source
-# on the bootstrap set it is no more accurate beyond noise (95.6% with, 95.4% without, clear-cut) and
-# inverts more photographs (13 of 404 against 11; models/bootstrap/EVALUATION.md), the costlier
+# on the bootstrap set it is no more accurate beyond noise (96.4% with, 96.2% without, clear-cut) and
+# inverts more photographs (12 of 404 against 11; models/bootstrap/EVALUATION.md), the costlier
 # error, so it is off by default.
 AUGMENT_DEFAULT = False
 

@@ -712,6 +712,28 @@ def test_soft_alpha_tells_a_shaded_icon_from_line_art():
     assert opaque["soft_alpha"] == 0.0
 
 
+def test_dark_page_statistics_tell_black_line_art_from_light_strokes():
+    """On a white page black and white strokes on a transparent background differ only in the ink;
+    on a dark page black strokes fade into it (edges lost: invert) and white ones stand out
+    (edges gained: keep). An opaque file looks the same on any page."""
+
+    def strokes(colour: tuple[int, int, int]) -> dict[str, float]:
+        image = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(image)
+        for x in range(40, 360, 40):
+            draw.line((x, 30, x + 20, 270), fill=(*colour, 255), width=5)
+        return stats_by_name(loaded(load_image_bytes(encode(image, "PNG"), "strokes.png")))
+
+    black, white = strokes((0, 0, 0)), strokes((255, 255, 255))
+    assert black["dark_page_edges"] < -0.05 and black["dark_page_contrast"] < 0
+    assert white["dark_page_edges"] > 0.05 and white["dark_page_contrast"] > 0
+    # Both lose the white page's light alike: only the edges tell which strokes stay legible.
+    assert black["dark_page_luminance"] == pytest.approx(white["dark_page_luminance"], abs=0.01)
+    assert white["dark_page_luminance"] < -0.5 and white["dark_page_light"] < -0.5 and black["dark_page_light"] < -0.5
+    opaque = stats_by_name(loaded(load_image_bytes(encode(Image.fromarray(skdata.astronaut()), "PNG"), "a.png")))
+    assert all(opaque[name] == 0.0 for name in STAT_NAMES if name.startswith("dark_page_"))
+
+
 def stats_by_name(image: LoadedImage) -> dict[str, float]:
     return dict(zip(STAT_NAMES, image_stats(image).tolist()))
 
