@@ -9,12 +9,13 @@ from chromium import CHROMIUM, CHROMIUM_ARGS, need_browser
 from fakes import FakeEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
-# What `make setup` installs (pyproject's packages and the models mapped into the package).
-INSTALLED_FROM = {
-    "invertornot_ssg": REPO / "invertornot_ssg",
-    "invertornot_mkdocs": REPO / "plugins" / "invertornot_mkdocs",
-    "pelican.plugins.invertornot": REPO / "plugins" / "pelican" / "plugins" / "invertornot",
-}
+
+
+def _package_dir(name: str) -> Path:
+    """Where the import system finds a top-level package, without importing it (importing Pelican
+    here would set up its logging before pytest's and hide warnings from caplog)."""
+    spec = importlib.util.find_spec(name)
+    return Path(spec.origin).parent if spec and spec.origin else REPO / "not-installed"
 
 
 def stale_install() -> str | None:
@@ -25,11 +26,15 @@ def stale_install() -> str | None:
     retrained head, say), and a test fails far from the cause."""
     from invertornot_ssg.shipped import models_dir
 
-    pairs = [(source, Path(importlib.util.find_spec(module).origin).parent) for module, source in INSTALLED_FROM.items()]
-    pairs.append((REPO / "models", models_dir()))
+    pairs = [  # what `make setup` installs: pyproject's packages and the models mapped into the package
+        (REPO / "invertornot_ssg", _package_dir("invertornot_ssg")),
+        (REPO / "plugins" / "invertornot_mkdocs", _package_dir("invertornot_mkdocs")),
+        (REPO / "plugins" / "pelican" / "plugins" / "invertornot", _package_dir("pelican") / "plugins" / "invertornot"),
+        (REPO / "models", models_dir()),
+    ]
     for source, installed in pairs:
-        if installed.resolve() == source.resolve():  # an editable install imports the checkout itself
-            continue
+        if not installed.is_dir() or installed.resolve() == source.resolve():
+            continue  # an editable install: the checkout itself is imported
         for path in sorted(source.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 copy = installed / path.relative_to(source)
