@@ -388,15 +388,17 @@ def _ink_stats(pixels: np.ndarray) -> tuple[float, float, float]:
 def _dark_page_shift(pixels: np.ndarray) -> tuple[float, float, float, float]:
     """The dark_page_* statistics of RGBA pixels in [0, 1]: each measure on a dark page less the
     same on a white one, with the transparent parts showing the page."""
-    alpha = pixels[..., 3]
-    luminance = _luminance(pixels[..., :3])
-    measures = []
-    for page in (1.0, float(_luminance(np.asarray(DARK_PAGE, dtype=np.float32) / 255.0))):
-        shown = alpha * luminance + (1.0 - alpha) * page
-        gradient = np.hypot(np.diff(shown, axis=1)[:-1, :], np.diff(shown, axis=0)[:, :-1])
-        measures.append(np.array([(gradient > 0.1).mean() if gradient.size else 0.0, shown.mean(),
-                                  (shown > 0.7).mean(), gradient.mean() if gradient.size else 0.0]))
-    return tuple(float(v) for v in measures[1] - measures[0])
+    alpha, luminance = pixels[..., 3], _luminance(pixels[..., :3])
+    dark = float(_luminance(np.asarray(DARK_PAGE, dtype=np.float32) / 255.0))
+    on_white, on_dark = (_page_measures(alpha * luminance + (1.0 - alpha) * page) for page in (1.0, dark))
+    return tuple(d - w for w, d in zip(on_white, on_dark))
+
+
+def _page_measures(shown: np.ndarray) -> tuple[float, float, float, float]:
+    """Edge share (as edge_density), mean luminance, light share and mean gradient of a luminance image."""
+    gradient = np.hypot(np.diff(shown, axis=1)[:-1, :], np.diff(shown, axis=0)[:, :-1])
+    edges, contrast = (float((gradient > 0.1).mean()), float(gradient.mean())) if gradient.size else (0.0, 0.0)
+    return edges, float(shown.mean()), float((shown > 0.7).mean()), contrast
 
 
 _SIGNATURES = (
