@@ -93,6 +93,7 @@ STAT_NAMES: tuple[str, ...] = (
     "dark_page_contrast",  # change in the mean luminance gradient
 )
 INK_DARK, INK_LIGHT = 0.4, 0.7
+EDGE_GRADIENT = 0.1  # a luminance step this large between neighbours is an edge
 DARK_PAGE = (24, 24, 27)  # #18181b, the dark page of LABELING.md
 SOFT_ALPHA = (13, 242)  # visible from 5% opacity; soft up to 95%
 
@@ -110,6 +111,7 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _GZIP_MAGIC = b"\x1f\x8b"
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L"
+_DARK_PAGE_LUMINANCE = sum(w * c for w, c in zip(_LUMA, DARK_PAGE)) / 255.0
 
 
 @dataclass(frozen=True)
@@ -328,15 +330,14 @@ def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Ima
     """Measure transparency and the native texture, downscale, describe the ink, composite on the
     background: what a reader sees. Returns it with the measurements of the file (LoadedImage's
     fields from `transparency` on)."""
-    measured = {"texture": _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))}
+    measured = {"transparency": 0.0,
+                "texture": _native_texture(_composited(_centre_crop(im, NATIVE_CROP), background))}
     if im.mode == "RGBA":
         alpha = np.asarray(im.getchannel("A"))
         measured["transparency"] = float(np.count_nonzero(alpha < 255)) / alpha.size
         visible = alpha >= SOFT_ALPHA[0]
         soft = np.count_nonzero(visible & (alpha <= SOFT_ALPHA[1]))
         measured["soft_alpha"] = float(soft) / max(int(np.count_nonzero(visible)), 1)
-    else:
-        measured["transparency"] = 0.0
     im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     if im.mode == "RGBA":
         small = im.copy()
@@ -389,16 +390,24 @@ def _dark_page_shift(pixels: np.ndarray) -> tuple[float, float, float, float]:
     """The dark_page_* statistics of RGBA pixels in [0, 1]: each measure on a dark page less the
     same on a white one, with the transparent parts showing the page."""
     alpha, luminance = pixels[..., 3], _luminance(pixels[..., :3])
-    dark = float(_luminance(np.asarray(DARK_PAGE, dtype=np.float32) / 255.0))
-    on_white, on_dark = (_page_measures(alpha * luminance + (1.0 - alpha) * page) for page in (1.0, dark))
+    on_white, on_dark = (_page_measures(alpha * luminance + (1.0 - alpha) * page)
+                         for page in (1.0, _DARK_PAGE_LUMINANCE))
     return tuple(d - w for w, d in zip(on_white, on_dark))
 
 
 def _page_measures(shown: np.ndarray) -> tuple[float, float, float, float]:
-    """Edge share (as edge_density), mean luminance, light share and mean gradient of a luminance image."""
-    gradient = np.hypot(np.diff(shown, axis=1)[:-1, :], np.diff(shown, axis=0)[:, :-1])
-    edges, contrast = (float((gradient > 0.1).mean()), float(gradient.mean())) if gradient.size else (0.0, 0.0)
-    return edges, float(shown.mean()), float((shown > 0.7).mean()), contrast
+    """Edge share (as edge_density), mean luminance, light share (as ink_light) and mean gradient
+    of a luminance image."""
+    gradient = _gradient(shown)
+    edges, contrast = 0.0, 0.0  # a row or a column of pixels has no neighbours to step to
+    if gradient.size:
+        edges, contrast = float((gradient > EDGE_GRADIENT).mean()), float(gradient.mean())
+    return edges, float(shown.mean()), float((shown > INK_LIGHT).mean()), contrast
+
+
+def _gradient(luminance: np.ndarray) -> np.ndarray:
+    """Magnitude of the step to the right and lower neighbours, one pixel short on each axis."""
+    return np.hypot(np.diff(luminance, axis=1)[:-1, :], np.diff(luminance, axis=0)[:, :-1])
 
 
 _SIGNATURES = (
@@ -724,8 +733,8 @@ def image_stats(loaded: LoadedImage) -> np.ndarray:
     codes = quantised.astype(np.int32) @ np.array([256, 16, 1], dtype=np.int32)
     color_counts = np.bincount(codes.ravel(), minlength=4096)
     colors = np.count_nonzero(color_counts)
-    gradient = np.hypot(np.diff(luminance, axis=1)[:-1, :], np.diff(luminance, axis=0)[:, :-1])
-    edges = float((gradient > 0.1).mean()) if gradient.size else 0.0
+    gradient = _gradient(luminance)
+    edges = float((gradient > EDGE_GRADIENT).mean()) if gradient.size else 0.0
     saturation = _hsl_saturation(rgb)
     commonest = np.sort(color_counts)[::-1] / codes.size
     occupied = fine_histogram[fine_histogram > 0]
