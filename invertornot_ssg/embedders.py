@@ -33,9 +33,9 @@ DEFAULT_MODEL = "efficientnet-lite0"
 # head decided as well or better: models/bootstrap/EVALUATION.md).
 PREPARATION = 2
 PROGRESS_MIN_IMAGES = 8  # embed() shows a progress bar above this many images
-# Images per forward pass. On CPU small batches are faster per image (activations stay in cache):
-# EfficientNet-Lite0 on 2 threads ran ~42 img/s at 4-8 against ~30 at 32; ViT-B-32 is flat
-# from 8 to 32 (benchmarks/README.md).
+# Images per forward pass, unless a model sets its own (Embedder.forward_batch). On CPU small
+# batches are faster per image while the activations stay in cache; ViT-B-32 runs best at 8
+# (benchmarks/README.md).
 FORWARD_BATCH = 8
 HUB_PROBE_TIMEOUT = 5.0  # seconds to wait for a TCP connection to the Hugging Face Hub
 
@@ -208,8 +208,10 @@ class Embedder(ABC):
     # A forward pass that costs about as much CPU as decoding the image: the engine then gives
     # decoding cores of its own. A costlier model gets every core (benchmarks/README.md).
     light: bool = False
+    forward_batch: int = FORWARD_BATCH  # images per forward pass when the caller does not say
 
-    def __init__(self, id: str, dim: int, batch_size: int = FORWARD_BATCH, progress: bool = True):
+    def __init__(self, id: str, dim: int, batch_size: int | None = None, progress: bool = True):
+        batch_size = self.forward_batch if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.id = id
@@ -282,10 +284,14 @@ class EfficientNetLite0Embedder(Embedder):
 
     size = 224
     light = True  # ~40 ms of CPU an image, as much as decoding a photo
+    # Its activations at 224 px take ~5 MB an image: 4 images stay in a 32 MB L3 cache, 8 spill.
+    # On the AMD EPYC machine, 2 threads: 4 images a pass ran ~1.3x faster than 8 (bare forward
+    # and pipeline alike); on November's Intel one the two were even (benchmarks/README.md).
+    forward_batch = 4
     mean = (0.5, 0.5, 0.5)  # a TensorFlow port: inputs scaled to [-1, 1]
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, batch_size: int = FORWARD_BATCH, progress: bool = True):
+    def __init__(self, batch_size: int | None = None, progress: bool = True):
         self.model = _load_efficientnet_lite0()
         super().__init__(_Spec(DEFAULT_MODEL).id, int(self.model.num_features), batch_size, progress)
 
@@ -376,7 +382,7 @@ def _map_by_order(source: dict, target: dict, path: Path) -> dict:
 class ClipEmbedder(Embedder):
     """An open_clip model's image features (`encode_image`), L2-normalised."""
 
-    def __init__(self, spec: _Spec, model, batch_size: int = FORWARD_BATCH, progress: bool = True):
+    def __init__(self, spec: _Spec, model, batch_size: int | None = None, progress: bool = True):
         import open_clip
 
         self.model = model.eval()
@@ -573,13 +579,14 @@ def _create_from_file_with_tag_cfg(open_clip, spec: _Spec, checkpoint: str, pret
 def get_embedder(
     model_id: str,
     cache_dir: Path | None = None,
-    batch_size: int = FORWARD_BATCH,
+    batch_size: int | None = None,
     progress: bool = True,
     logger: logging.Logger | None = None,
 ) -> Embedder:
     """Load the embedder `model_id` names (see VALID_FORMS); raises ModelUnavailableError.
 
     `cache_dir` is where open_clip keeps downloaded weights (None: the Hugging Face cache);
+    `batch_size` is the images per forward pass (None: the model's own `forward_batch`);
     `logger` receives the warnings (the adapters pass theirs so that --strict sees them).
     """
     spec = _parse(model_id)

@@ -178,6 +178,7 @@ def test_lite0_vectors_are_normalised_float32(lite0):
 
 @pytest.mark.slow
 def test_lite0_batches_match_singles_and_are_deterministic(lite0, monkeypatch):
+    assert lite0.batch_size == type(lite0).forward_batch  # the model's own batch when none is given
     images = photos()
     monkeypatch.setattr(lite0, "batch_size", 2)
     together = lite0.embed(images)  # batches of 2 and 1
@@ -229,8 +230,9 @@ def test_clip_random_weights(clip_random):
 
 @pytest.mark.slow
 def test_clip_random_weights_are_the_same_in_every_load(clip_random, caplog):
-    again = get_embedder("clip:ViT-B-32", progress=False)
+    again = get_embedder("clip:ViT-B-32", progress=False, batch_size=3)
     assert "random weights" in caplog.text
+    assert (clip_random.batch_size, again.batch_size) == (embedders.FORWARD_BATCH, 3)
     np.testing.assert_array_equal(again.embed(photos()[:1]), clip_random.embed(photos()[:1]))
 
 
