@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Held-out experiments on the shipped bootstrap set: the README's "things tried" that need no
+rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and the manifest.
+
+    python scripts/explore_heldout.py forest      # forest settings, four seeds (~3 min)
+    python scripts/explore_heldout.py ensemble    # forest averaged with boosting and an SVM (~3 min)
+    python scripts/explore_heldout.py sources     # a random share of the sources per training fold (~2 min)
+    python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
+
+Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
+accuracy leaves out the manifest's debatable images. Nothing here is shipped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from invertornot_ssg.embedders import embedder_id, id_slug  # noqa: E402
+from invertornot_ssg.images import STAT_NAMES  # noqa: E402
+from invertornot_ssg.training import EMBEDDING_COMPONENTS, new_model  # noqa: E402
+
+PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}  # as train_default_head.py
+SEEDS = range(4)
+
+
+def load() -> dict:
+    rows = {row["sha1"]: row for row in csv.DictReader((REPO / "models/bootstrap/manifest.csv").open(encoding="utf-8"))}
+    with np.load(REPO / "models" / f"bootstrap-{id_slug(embedder_id('efficientnet-lite0'))}.npz") as z:
+        manifest = [rows[sha1] for sha1 in z["sha1"]]
+        vectors, stats = z["vectors"].astype(np.float32), z["stats"]
+        return {"X": np.hstack([vectors, stats]), "dim": vectors.shape[1], "stats": stats, "y": z["invert"],
+                "groups": z["source"],
+                "debatable": np.array([row["debatable"] == "1" for row in manifest]),
+                "category": np.array([row["category"] for row in manifest])}
+
+
+def heldout(data, make_model, seed: int, sources_kept: float = 1.0) -> np.ndarray:
+    """p_invert of every image from a model that never saw its source (optionally trained on a
+    random share of the other sources)."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y, groups = data["X"], data["y"], data["groups"]
+    rng, p = np.random.default_rng(seed), np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=5).split(X, y, groups):
+        if sources_kept < 1.0:
+            sources = np.unique(groups[train])
+            kept = rng.choice(sources, max(1, round(sources_kept * len(sources))), replace=False)
+            train = train[np.isin(groups[train], kept)]
+        model = make_model(seed)
+        model.fit(X[train], y[train])
+        p[test] = model.predict_proba(X[test])[:, 1]
+    return p
+
+
+def clear_cut(data, p: np.ndarray, debatable=None) -> float:
+    clear = ~(data["debatable"] if debatable is None else debatable)
+    return float(((p >= 0.5) == data["y"])[clear].mean())
+
+
+def photos_inverted(data, p: np.ndarray) -> int:
+    return int((p[np.isin(data["category"], list(PHOTO_CATEGORIES))] >= 0.5).sum())
+
+
+def report(name: str, data, runs: list[np.ndarray]) -> None:
+    accuracy = [clear_cut(data, p) for p in runs]
+    print(f"{name}: clear-cut {np.mean(accuracy):.2%} (" + ", ".join(f"{a:.2%}" for a in accuracy)
+          + "); photographs inverted " + ", ".join(str(photos_inverted(data, p)) for p in runs), flush=True)
+
+
+def shipped_model(data, **forest):
+    """The shipped head's estimator (training.new_model), with forest settings changed."""
+    def make(seed):
+        model = new_model(data["dim"], 1_000_000, seed)
+        model.set_params(**{f"randomforestclassifier__{k}": v for k, v in forest.items()})
+        return model
+    return make
+
+
+def squeezed(data, estimator):
+    """An estimator on the shipped head's features: the embedding's PCA components beside the statistics."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    return lambda seed: make_pipeline(
+        ColumnTransformer([("embedding", PCA(EMBEDDING_COMPONENTS, random_state=seed), slice(0, data["dim"]))],
+                          remainder="passthrough"),
+        estimator(seed))
+
+
+def forest(data) -> None:
+    for name, settings in [("shipped (300 trees, gini, balanced_subsample)", {}), ("1,000 trees", {"n_estimators": 1000}),
+                           ("entropy", {"criterion": "entropy"}), ("class_weight=balanced", {"class_weight": "balanced"})]:
+        report(name, data, [heldout(data, shipped_model(data, **settings), seed) for seed in SEEDS])
+
+
+def ensemble(data) -> None:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    models = {
+        "forest": shipped_model(data),
+        "boosting": squeezed(data, lambda seed: HistGradientBoostingClassifier(
+            max_iter=300, learning_rate=0.05, class_weight="balanced", random_state=seed)),
+        "svm": squeezed(data, lambda seed: make_pipeline(StandardScaler(), CalibratedClassifierCV(
+            SVC(C=3, class_weight="balanced", random_state=seed), ensemble=False))),
+    }
+    runs = {name: [heldout(data, make, seed) for seed in SEEDS[:2]] for name, make in models.items()}
+    for name, p in runs.items():
+        report(name, data, p)
+    report("mean of the three", data, [np.mean([runs[n][i] for n in runs], axis=0) for i in range(len(SEEDS[:2]))])
+
+
+def sources(data) -> None:
+    for share in (0.25, 0.5, 0.75, 1.0):
+        report(f"{share:.0%} of the other sources", data,
+               [heldout(data, shipped_model(data), seed, share) for seed in range(3)])
+
+
+def debatable(data) -> None:
+    """The issue counts colourful diagrams, mixed screenshots and shaded clipart as debatable."""
+    p = heldout(data, shipped_model(data), 0)
+    category, colourful = data["category"], data["stats"][:, STAT_NAMES.index("colorfulness")]
+    mixed_screenshots = (category == "screenshot") & (data["groups"] == "deb:gimp-help-photos")
+    print(f"the manifest's flag ({int(data['debatable'].sum())} images): clear-cut {clear_cut(data, p):.2%}")
+    for threshold in (0.1, 0.15, 0.2, 0.3):
+        wider = data["debatable"] | (category == "clipart") | mixed_screenshots | (
+            (category == "diagram") & (colourful > threshold))
+        print(f"... or clipart, mixed screenshots, diagrams of colourfulness > {threshold} ({int(wider.sum())} images):"
+              f" clear-cut {clear_cut(data, p, wider):.2%}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "debatable"])
+    args = parser.parse_args()
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "debatable": debatable}[args.experiment](load())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
