@@ -284,9 +284,9 @@ class EfficientNetLite0Embedder(Embedder):
 
     size = 224
     light = True  # ~40 ms of CPU an image, as much as decoding a photo
-    # Its activations at 224 px take ~5 MB an image: 4 images stay in a 32 MB L3 cache, 8 spill.
     # On the AMD EPYC machine, 2 threads: 4 images a pass ran ~1.3x faster than 8 (bare forward
     # and pipeline alike); on November's Intel one the two were even (benchmarks/README.md).
+    # Likely why: its largest activation at 224 px is ~5 MB an image, so 4 fit a 32 MB L3, 8 spill.
     forward_batch = 4
     mean = (0.5, 0.5, 0.5)  # a TensorFlow port: inputs scaled to [-1, 1]
     std = (0.5, 0.5, 0.5)
