@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch.set_num_threads for the bare forward (0: torch's default, one per core)")
     parser.add_argument("--decode-threads", type=int, default=0, help="engine.DECODE_THREADS (0: the engine's)")
+    parser.add_argument("--embed-batch", type=int, default=0,
+                        help="every model batch this many images (0: the engine's, small at the start and the end)")
     parser.add_argument("--model-threads", type=int, default=0,
                         help="engine.MODEL_THREADS: one model thread with this many torch threads (0: the engine's)")
     args = parser.parse_args(argv)
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         engine_module.DECODE_THREADS = args.decode_threads
     if args.model_threads:
         engine_module.MODEL_THREADS = args.model_threads
+    if args.embed_batch:
+        engine_module._next_batch_size = lambda *_: args.embed_batch
     sites = {n: make_site(DATA / f"site-{n}", n) for n in args.sizes}
     bare_threads = torch.get_num_threads()
     rows, raw, budget_rows = [], [], []

@@ -59,3 +59,18 @@ def test_vectors_from_several_model_threads_land_under_their_own_images(tmp_path
     # Each stored vector is nearest to its own image's, not a neighbour's from another batch.
     similarity = got @ expected.T / np.outer(np.linalg.norm(got, axis=1), np.linalg.norm(expected, axis=1))
     assert (similarity.argmax(axis=1) == np.arange(len(paths))).all()
+
+
+@pytest.mark.parametrize("images,workers", [(1, 2), (10, 2), (100, 2), (1000, 2), (1000, 13)])
+def test_model_batches_start_small_reach_full_size_and_share_out_the_last_images(images, workers):
+    sizes, submitted = [], 0
+    while submitted < images:
+        size = min(images - submitted, engine_module._next_batch_size(submitted, images - submitted, workers))
+        sizes.append(size)
+        submitted += size
+    assert sizes[0] == min(images, engine_module.EMBED_BATCH_SMALLEST)
+    assert max(sizes) <= engine_module.EMBED_BATCH
+    if images >= 1000:
+        assert sizes.count(engine_module.EMBED_BATCH) >= images // engine_module.EMBED_BATCH // 2
+        # The last batch of each model thread is small: none of them finishes a full one alone.
+        assert max(sizes[-workers:]) <= engine_module.EMBED_BATCH // 2
