@@ -39,7 +39,7 @@ from PIL import Image, features
 from .css import INVERT_FILTER, KEEP_FILTER
 from .errors import ConfigError, InvertOrNotError
 from .fileio import file_signature
-from .images import ImageError, load_image_bytes
+from .images import DARK_PAGE, ImageError, load_image_bytes
 from .overrides import LABELS, Overrides, record_decisions
 from .settings import Settings
 from .store import DB_NAME, EmbeddingStore
@@ -51,7 +51,7 @@ ASSETS = {  # URL path -> (file in ASSETS_DIR, content type): the only files ser
     "/static/review.js": ("review.js", "text/javascript; charset=utf-8"),
     "/static/review.css": ("review.css", "text/css; charset=utf-8"),
 }
-PAGE_BACKGROUND = "#18181b"  # the dark page the tiles show images on (LABELING.md)
+PAGE_BACKGROUND = "#%02x%02x%02x" % DARK_PAGE  # the dark page the tiles show images on (LABELING.md)
 PER_PAGE = 200
 THUMB_SIDE = 256
 THUMB_CACHE_BYTES = 64 * 1024 * 1024
