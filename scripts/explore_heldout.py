@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from invertornot_ssg.embedders import embedder_id, id_slug  # noqa: E402
 from invertornot_ssg.images import STAT_NAMES  # noqa: E402
-from invertornot_ssg.training import EMBEDDING_COMPONENTS, new_model  # noqa: E402
+from invertornot_ssg.training import new_model  # noqa: E402
 
 PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}  # as train_default_head.py
 SEEDS = range(4)
@@ -84,15 +84,9 @@ def shipped_model(data, **forest):
 
 
 def squeezed(data, estimator):
-    """An estimator on the shipped head's features: the embedding's PCA components beside the statistics."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.decomposition import PCA
-    from sklearn.pipeline import make_pipeline
-
-    return lambda seed: make_pipeline(
-        ColumnTransformer([("embedding", PCA(EMBEDDING_COMPONENTS, random_state=seed), slice(0, data["dim"]))],
-                          remainder="passthrough"),
-        estimator(seed))
+    """Another estimator in the forest's place, on the shipped head's features (training.new_model's
+    PCA components of the embedding beside the statistics)."""
+    return lambda seed: new_model(data["dim"], 1_000_000, seed).set_params(randomforestclassifier=estimator(seed))
 
 
 def forest(data) -> None:
