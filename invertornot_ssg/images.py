@@ -256,33 +256,48 @@ def _decode_raster(
             raise
         except Exception as exc:  # a recognised header that breaks while being read
             raise _decode_failure(fp, size, _sniff_format(head) or "image", exc) from exc
-        with im:
-            if im.format not in RASTER_FORMATS:
-                known = ", ".join(sorted(RASTER_FORMATS))
-                raise _Reject("unsupported", f"{im.format} files are not supported (only SVG, {known})")
-            fmt = "JPEG" if im.format == "MPO" else im.format  # MPO: a camera's multi-picture JPEG
-            width, height = im.size
-            if width * height > max_pixels:
-                raise _Reject(
-                    "too-large",
-                    f"{width}x{height} {fmt} has {width * height / 1e6:.0f} megapixels, over the"
-                    f" {max_pixels / 1e6:g}-megapixel limit (a decompression bomb?)",
-                )
-            fitted = _fitted_size(width, height, max_side)
-            if fmt == "JPEG" and fitted != (width, height):
-                # libjpeg decodes at 1/2, 1/4 or 1/8 scale, the smallest still covering the fitted size
-                im.draft("RGB", fitted)
-            try:
-                im.load()
-            except Image.DecompressionBombError:
-                raise
-            except Exception as exc:
-                raise _decode_failure(fp, size, fmt, exc) from exc
-            orientation = _orientation(im)
-            if orientation in (5, 6, 7, 8):  # stored a quarter turn from how it is displayed
-                width, height = height, width
-            upright = ImageOps.exif_transpose(im) if orientation != 1 else im
-            return _to_rgb_or_rgba(upright), width, height, fmt
+        # Closed here unless it is what we return: an image already in RGB or RGBA is returned as
+        # it is, not copied (~2 ms for a large PNG). Pillow never closes our `fp`.
+        try:
+            converted = _upright_rgb_or_rgba(im, fp, size, max_side, max_pixels)
+        except BaseException:
+            im.close()
+            raise
+        if converted[0] is not im:
+            im.close()
+        return converted
+
+
+def _upright_rgb_or_rgba(
+    im: Image.Image, fp: BinaryIO, size: int, max_side: int, max_pixels: int
+) -> tuple[Image.Image, int, int, str]:
+    """The opened image decoded, upright, in RGB or RGBA, with its displayed size and format."""
+    if im.format not in RASTER_FORMATS:
+        known = ", ".join(sorted(RASTER_FORMATS))
+        raise _Reject("unsupported", f"{im.format} files are not supported (only SVG, {known})")
+    fmt = "JPEG" if im.format == "MPO" else im.format  # MPO: a camera's multi-picture JPEG
+    width, height = im.size
+    if width * height > max_pixels:
+        raise _Reject(
+            "too-large",
+            f"{width}x{height} {fmt} has {width * height / 1e6:.0f} megapixels, over the"
+            f" {max_pixels / 1e6:g}-megapixel limit (a decompression bomb?)",
+        )
+    fitted = _fitted_size(width, height, max_side)
+    if fmt == "JPEG" and fitted != (width, height):
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale, the smallest still covering the fitted size
+        im.draft("RGB", fitted)
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise
+    except Exception as exc:
+        raise _decode_failure(fp, size, fmt, exc) from exc
+    orientation = _orientation(im)
+    if orientation in (5, 6, 7, 8):  # stored a quarter turn from how it is displayed
+        width, height = height, width
+    upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+    return _to_rgb_or_rgba(upright), width, height, fmt
 
 
 def _fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -304,8 +319,11 @@ def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         im = _to_8bit(im)
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    target = "RGBA" if has_alpha else "RGB"
+    if im.mode == target:
+        return im  # not a copy: the caller owns it
     try:
-        return im.convert("RGBA" if has_alpha else "RGB")
+        return im.convert(target)
     except ValueError as exc:
         raise _Reject("unsupported", f"colour mode {im.mode} is not supported ({exc})") from exc
 
