@@ -5,6 +5,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py forest      # forest settings, four seeds (~3 min)
     python scripts/explore_heldout.py ensemble    # forest averaged with boosting and an SVM (~3 min)
     python scripts/explore_heldout.py sources     # a random share of the sources per training fold (~2 min)
+    python scripts/explore_heldout.py weights     # debatable images weighted less in training (~2 min)
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
@@ -41,9 +42,9 @@ def load() -> dict:
                 "category": np.array([row["category"] for row in manifest])}
 
 
-def heldout(data, make_model, seed: int, sources_kept: float = 1.0) -> np.ndarray:
+def heldout(data, make_model, seed: int, sources_kept: float = 1.0, debatable_weight: float = 1.0) -> np.ndarray:
     """p_invert of every image from a model that never saw its source (optionally trained on a
-    random share of the other sources)."""
+    random share of the other sources, or with the debatable images weighted less)."""
     from sklearn.model_selection import GroupKFold
 
     X, y, groups = data["X"], data["y"], data["groups"]
@@ -54,7 +55,11 @@ def heldout(data, make_model, seed: int, sources_kept: float = 1.0) -> np.ndarra
             kept = rng.choice(sources, max(1, round(sources_kept * len(sources))), replace=False)
             train = train[np.isin(groups[train], kept)]
         model = make_model(seed)
-        model.fit(X[train], y[train])
+        if debatable_weight == 1.0:
+            model.fit(X[train], y[train])
+        else:
+            weights = np.where(data["debatable"][train], debatable_weight, 1.0)
+            model.fit(X[train], y[train], randomforestclassifier__sample_weight=weights)
         p[test] = model.predict_proba(X[test])[:, 1]
     return p
 
@@ -121,6 +126,14 @@ def sources(data) -> None:
                [heldout(data, shipped_model(data), seed, share) for seed in range(3)])
 
 
+def weights(data) -> None:
+    """Debatable images ("both answers look acceptable") weighted less in training."""
+    for weight in (1.0, 0.5, 0.0):
+        runs = [heldout(data, shipped_model(data), seed, debatable_weight=weight) for seed in SEEDS]
+        overall = np.mean([((p >= 0.5) == data["y"]).mean() for p in runs])
+        report(f"debatable images weighted {weight:g} (overall {overall:.2%})", data, runs)
+
+
 def debatable(data) -> None:
     """The issue counts colourful diagrams, mixed screenshots and shaded clipart as debatable."""
     p = heldout(data, shipped_model(data), 0)
@@ -136,9 +149,10 @@ def debatable(data) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "debatable"])
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable"])
     args = parser.parse_args()
-    {"forest": forest, "ensemble": ensemble, "sources": sources, "debatable": debatable}[args.experiment](load())
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights,
+     "debatable": debatable}[args.experiment](load())
     return 0
 
 
