@@ -23,17 +23,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from invertornot_ssg.embedders import embedder_id, id_slug  # noqa: E402
+from invertornot_ssg.embedders import id_slug  # noqa: E402
 from invertornot_ssg.images import STAT_NAMES  # noqa: E402
 from invertornot_ssg.training import new_model  # noqa: E402
+from train_default_head import EMBEDDER_ID, PHOTO_CATEGORIES  # noqa: E402  (beside this script)
 
-PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}  # as train_default_head.py
 SEEDS = range(4)
 
 
 def load() -> dict:
     rows = {row["sha1"]: row for row in csv.DictReader((REPO / "models/bootstrap/manifest.csv").open(encoding="utf-8"))}
-    with np.load(REPO / "models" / f"bootstrap-{id_slug(embedder_id('efficientnet-lite0'))}.npz") as z:
+    with np.load(REPO / "models" / f"bootstrap-{id_slug(EMBEDDER_ID)}.npz") as z:
         manifest = [rows[sha1] for sha1 in z["sha1"]]
         vectors, stats = z["vectors"].astype(np.float32), z["stats"]
         return {"X": np.hstack([vectors, stats]), "dim": vectors.shape[1], "stats": stats, "y": z["invert"],
