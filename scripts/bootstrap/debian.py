@@ -79,7 +79,17 @@ GROUPS = [
           "var/lib/AccountsService/icons/*.png"), None, "photo", "keep", "GPL-3.0-or-later", one_per_name=True),
     Group("deb:openclipart", "openclipart-svg", ("usr/share/openclipart/svg/**/*.svg",), 130, "clipart", None,
           "public domain (Open Clip Art Library)", photo_category="clipart", svg_width=384),
+    Group("deb:wesnoth-portraits", "wesnoth-1.16-data", ("usr/share/games/wesnoth/1.16/data/core/images/portraits/**/*.png",),
+          40, "painting", "keep", "GPL-2+ (Battle for Wesnoth art; see copyright)", one_per_name=True),
+    # Tux Paint's stamps: cut-out photographs, shaded and flat clipart, some black line art (per image).
+    Group("deb:tuxpaint-stamps", "tuxpaint-stamps-default", ("usr/share/tuxpaint/stamps/**/*.png",), 60, "clipart", None,
+          "GPL-2 (Tux Paint stamps)", photo_category="clipart", exclude=r"_back\.|-back\.|thumb"),
     # ------------------------------------------------------------ icons
+    # Two more shaded themes beside Tango: glossy Oxygen and MATE's Tango-like icons (keep).
+    Group("deb:oxygen-icons", "oxygen-icon-theme", ("usr/share/icons/oxygen/base/256x256/**/*.png",), 35, "icon", "keep",
+          "LGPL-3+", one_per_name=True),
+    Group("deb:mate-icons", "mate-icon-theme", ("usr/share/icons/mate/256x256/**/*.png",), 30, "icon", "keep",
+          "LGPL-3+ or CC-BY-SA", one_per_name=True),
     Group("deb:tango-icons", "tango-icon-theme", ("usr/share/icons/Tango/scalable/**/*.svg",), 35, "icon", "keep",
           "public domain", svg_width=128, one_per_name=True),
     # Adwaita 43's 256x256 "legacy" PNGs are black symbolic glyphs (checked on contact sheets): invert
@@ -101,6 +111,14 @@ GROUPS = [
           "usr/share/icons/elementary/mimes/128/*.svg", "usr/share/icons/elementary/places/128/*.svg",
           "usr/share/icons/elementary/actions/symbolic/*.svg", "usr/share/icons/elementary/status/symbolic/*.svg"),
           40, "icon", None, "GPL-3.0-or-later / CC0", svg_width=128, photo_category="icon"),
+    # Paper: slate-grey (#4c5263) symbolic glyphs, between Adwaita's near-black and GIMP's light grey
+    # (invert), and colourful flat app and device icons (keep).
+    Group("deb:paper-symbolic", "paper-icon-theme", ("usr/share/icons/Paper/scalable/actions/*.svg",
+          "usr/share/icons/Paper/scalable/status/*.svg"), 30, "lineart", "invert", "CC-BY-SA-3.0 / CC-BY-SA-4.0", svg_width=96,
+          one_per_name=True),
+    Group("deb:paper-icons", "paper-icon-theme", ("usr/share/icons/Paper/512x512/apps/*.png",
+          "usr/share/icons/Paper/512x512/devices/*.png", "usr/share/icons/Paper/512x512/places/*.png"), 35, "icon", "keep",
+          "CC-BY-SA-3.0 / CC-BY-SA-4.0"),
     # ------------------------------------------------------------ invert: docs with figures
     Group("deb:lilypond-doc", "lilypond-doc", ("usr/share/doc/lilypond/html/**/*.png",), 50, "music", "invert",
           "GPL-3+ / GFDL", exclude=r"/pictures/|logo|/css/|-thumb|/icons?/"),
@@ -144,6 +162,26 @@ GROUPS = [
     Group("deb:inkscape-tutorials", "inkscape-tutorials", ("usr/share/inkscape/tutorials/*.svg", "usr/share/inkscape/tutorials/*.png",
           "usr/share/inkscape/tutorials/*.jpg"), 25, "diagram", None, "GPL-2+ / CC-BY-SA (Inkscape tutorials)",
           exclude=r"tutorial-[a-z]+\.[a-z_]+\.svg$", svg_width=512),
+    # Light-theme GTK screenshots of a finance program, many with coloured register rows and report
+    # banners: kinds the set had few of (its gimp-help-ui dialogs with colour swatches were errors).
+    Group("deb:gnucash-docs", "gnucash-docs", ("usr/share/help/C/gnucash-guide/figures/*.png",), 45, "screenshot", "invert",
+          "GFDL-NIV-1.1+ (GnuCash Tutorial and Concepts Guide)"),
+    # Small GTK demo windows, some showing a photograph or a big logo (labeled by what covers most).
+    Group("deb:gnome-devel-demos", "gnome-devel-docs", ("usr/share/help/C/gnome-devel-demos/media/*.png",), 35,
+          "screenshot", None, "CC-BY-SA-3.0 (GNOME platform demos)"),
+    # KiCad's manual: light dialogs and menus beside dark schematic and circuit-board canvases.
+    Group("deb:kicad-doc", "kicad-doc-en", ("usr/share/doc/kicad/help/en/images/*.png", "usr/share/doc/kicad/help/en/images/en/*.png"),
+          45, "screenshot", None, "GPL-3+ (KiCad documentation)"),
+    Group("deb:dia-doc", "dia-common", ("usr/share/doc/dia/html/en/graphics/*.png",), None, "screenshot", None,
+          "GFDL-NIV-1.1+ (Dia manual)"),
+    Group("deb:okular-doc", "okular", ("usr/share/doc/HTML/en/okular/*.png",), None, "screenshot", None,
+          "GFDL-1.2+ (Okular handbook)"),
+    # TeX Live's picture packages (TikZ, PSTricks, circuit and diagram macros): one page of each manual.
+    Group("deb:texlive-pictures-doc", "texlive-pictures-doc", ("usr/share/doc/texlive-doc/**/*.pdf",), 40, "diagram", None,
+          "LPPL / GPL / public domain (per package; see /usr/share/doc/texlive-doc)", pdf_pages=1),
+    # KStars' handbook: light dialogs, dark-theme windows, sky photographs and dark-background plots.
+    Group("deb:kstars-doc", "kstars-data", ("usr/share/doc/HTML/en/kstars/*.png", "usr/share/doc/HTML/en/kstars/*.jpg"), 50,
+          "screenshot", None, "GFDL-1.2+ (KStars handbook)", jpeg=True),
     Group("deb:pil-doc", "python-pil-doc", ("usr/share/doc/python-pil-doc/**/*.png", "usr/share/doc/python-pil-doc/**/*.jpg"), None,
           "diagram", None, "HPND (Pillow docs)"),
 ]
