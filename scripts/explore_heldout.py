@@ -30,6 +30,7 @@ from invertornot_ssg.training import new_model  # noqa: E402
 from train_default_head import EMBEDDER_ID, PHOTO_CATEGORIES  # noqa: E402  (beside this script)
 
 SEEDS = range(4)
+FOLDS = 5  # as train_default_head.py
 
 
 def load() -> dict:
@@ -52,7 +53,7 @@ def heldout(data, make_model, seed: int, sources_kept: float = 1.0, debatable_we
 
     X, y, groups = data["X"], data["y"], data["groups"]
     rng, p = np.random.default_rng(seed), np.zeros(len(y))
-    folds = folds if folds is not None else GroupKFold(n_splits=5).split(X, y, groups)
+    folds = folds if folds is not None else GroupKFold(n_splits=FOLDS).split(X, y, groups)
     for train, test in folds:
         if sources_kept < 1.0:
             sources = np.unique(groups[train])
@@ -153,7 +154,7 @@ def debatable(data) -> None:
 
 def source_folds(groups: np.ndarray, fold_of_source: dict) -> list[tuple[np.ndarray, np.ndarray]]:
     fold = np.array([fold_of_source[g] for g in groups])
-    return [(np.where(fold != k)[0], np.where(fold == k)[0]) for k in range(5)]
+    return [(np.where(fold != k)[0], np.where(fold == k)[0]) for k in range(FOLDS)]
 
 
 def subset(data, keep: np.ndarray) -> dict:
@@ -167,7 +168,7 @@ def splits(data, baseline: Path | None = None) -> None:
     repeated with only that manifest's images, and both are scored on them: whether the sources
     added since helped the images that were there before."""
     sources = np.unique(data["groups"])
-    draws = [dict(zip(sources, np.random.default_rng(100 + d).integers(0, 5, len(sources)))) for d in range(4)]
+    draws = [dict(zip(sources, np.random.default_rng(100 + d).integers(0, FOLDS, len(sources)))) for d in range(4)]
     runs = [heldout(data, shipped_model(data), seed, folds=source_folds(data["groups"], draw))
             for draw in draws for seed in range(2)]
     report(f"random splits by source, all {len(data['y'])} images", data, runs)
@@ -188,12 +189,8 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
-    data = load()
-    if args.experiment == "splits":
-        splits(data, args.baseline)
-    else:
-        {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights,
-         "debatable": debatable}[args.experiment](data)
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable,
+     "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 
 
