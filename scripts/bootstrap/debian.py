@@ -283,6 +283,20 @@ GROUPS = [
           PY_DOC.format(pkg="python-imexam-doc"), jpeg=True),
     Group("deb:pyresample-doc", "python-pyresample-doc", ("usr/share/doc/python-pyresample-doc/html/_images/*",), None,
           "plot", None, "LGPL-3+ (pyresample docs)", jpeg=True),
+    Group("deb:lo-bullets", "libreoffice-common", ("usr/lib/libreoffice/share/gallery/bullets/*",), 20, "icon", None,
+          "MPL-2.0 (LibreOffice gallery)"),
+    Group("deb:tuxmath", "tuxmath-data", ("usr/share/tuxmath/images/**/*.png", "usr/share/tuxmath/images/**/*.jpg",
+          "usr/share/tuxmath/images/**/*.svg"), 25, "clipart", None, "GPL-3+ (Tux Math)", photo_category="art", jpeg=True),
+    Group("deb:tuxtype", "tuxtype-data", ("usr/share/tuxtype/images/**/*.png", "usr/share/tuxtype/images/**/*.jpg",
+          "usr/share/tuxtype/images/**/*.svg"), 25, "clipart", None, "GPL-2+ (Tux Typing)", photo_category="art", jpeg=True),
+    Group("deb:krita-data", "krita-data", ("usr/share/krita/patterns/*", "usr/share/krita/pics/*"), 20, "texture", None,
+          "GPL-3+ (Krita)", photo_category="texture", jpeg=True),
+    Group("deb:khangman", "khangman", ("usr/share/khangman/qml/**/*.png", "usr/share/doc/HTML/en/khangman/*.png"), 20,
+          "lineart", None, "GPL-2+ (KHangMan)"),
+    # Scribus ships each toolbar icon twice, for light and for dark themes: one source, so that a
+    # held-out fold never trains on an icon's twin.
+    Group("deb:scribus-icons", "scribus-data", ("usr/share/scribus/icons/1_5_1/*.png", "usr/share/scribus/icons/1_5_1_dark/*.png"),
+          30, "lineart", None, "GPL-2+ (Scribus)"),
     Group("deb:pil-doc", "python-pil-doc", ("usr/share/doc/python-pil-doc/**/*.png", "usr/share/doc/python-pil-doc/**/*.jpg"), None,
           "diagram", None, "HPND (Pillow docs)"),
 ]
