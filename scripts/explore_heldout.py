@@ -27,10 +27,9 @@ sys.path.insert(0, str(REPO))
 from invertornot_ssg.embedders import id_slug  # noqa: E402
 from invertornot_ssg.images import STAT_NAMES  # noqa: E402
 from invertornot_ssg.training import new_model  # noqa: E402
-from train_default_head import EMBEDDER_ID, PHOTO_CATEGORIES  # noqa: E402  (beside this script)
+from train_default_head import EMBEDDER_ID, FOLDS, PHOTO_CATEGORIES  # noqa: E402  (beside this script)
 
 SEEDS = range(4)
-FOLDS = 5  # as train_default_head.py
 
 
 def load() -> dict:

@@ -39,6 +39,7 @@ from invertornot_ssg.training import EMBEDDING_COMPONENTS, augmented_copies, new
 EMBEDDER = "efficientnet-lite0"
 EMBEDDER_ID = embedder_id(EMBEDDER)  # the model and the preparation of its input (embedders.PREPARATION)
 PHOTO_CATEGORIES = {"photo", "person", "painting", "art"}
+FOLDS = 5  # GroupKFold over sources for the held-out table
 log = logging.getLogger("train_default_head")
 
 
@@ -47,7 +48,7 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bootstrap", help="images from build_set.py")
     ap.add_argument("--store", type=Path, default=REPO / ".cache" / "bootstrap-store", help="embedding store")
     ap.add_argument("--manifest", type=Path, default=REPO / "models" / "bootstrap" / "manifest.csv")
-    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=FOLDS)
     ap.add_argument("--no-save", action="store_true", help="evaluate only")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
