@@ -300,6 +300,36 @@ GROUPS = [
     # held-out fold never trains on an icon's twin.
     Group("deb:scribus-icons", "scribus-data", ("usr/share/scribus/icons/1_5_1/*.png", "usr/share/scribus/icons/1_5_1_dark/*.png"),
           30, "lineart", None, "GPL-2+ (Scribus)"),
+    # Siblings for the light-grey classic X11 dialogs (FontForge's Motif ones were the largest group of
+    # held-out errors with no sibling source): Xaw, Tk, FOX, GTK 2 and Qt widgets and dialogs, statistics
+    # tables, and dark-background schematic editors.
+    Group("deb:xfig-doc", "xfig-doc", ("usr/share/doc/xfig/html/images/*",), 40, "screenshot", None,
+          "xfig licence (permissive; see copyright)"),
+    Group("deb:pmw-doc", "python-pmw-doc", ("usr/share/doc/python-pmw-doc/html/*.gif",), None, "screenshot", None,
+          "Expat (Pmw docs)"),
+    Group("deb:fox-doc", "libfox-1.6-doc", ("usr/share/doc/libfox-1.6-doc/html/screenshots/*",
+          "usr/share/doc/libfox-1.6-doc/html/art/*"), 40, "screenshot", None, "LGPL-2.1 (FOX toolkit docs)", jpeg=True),
+    Group("deb:tklib-doc", "tklib", ("usr/share/doc/tklib/html/**/*.png", "usr/share/doc/tklib/examples/**/*.png",
+          "usr/share/doc/tklib/examples/**/*.gif"), 30, "screenshot", None, "Tcl/Tk licence (BSD-style; see copyright)"),
+    Group("deb:gtk2-doc", "libgtk2.0-doc", ("usr/share/gtk-doc/html/gtk2/*.png",
+          "usr/share/doc/libgtk2.0-doc/tutorial/images/*.png"), 40, "screenshot", None, "LGPL-2+ (GTK 2 docs)",
+          exclude=r"/(up|down|left|right|home)(-insensitive)?\.png"),
+    Group("deb:qt5-widgets-doc", "qtbase5-doc-html", ("usr/share/qt5/doc/qtwidgets/images/*",), 50, "screenshot", None,
+          "GFDL-1.3 (Qt documentation)"),
+    Group("deb:pspp", "pspp", ("usr/share/info/pspp-figures/*.png", "usr/share/info/screenshots/*.png"), 35, "screenshot",
+          None, "GFDL-1.3 (PSPP manual)"),
+    Group("deb:xschem-doc", "xschem", ("usr/share/doc/xschem/xschem_man/*.png",), 35, "screenshot", None,
+          "GPL-2+ (xschem manual)"),
+    Group("deb:geomview-doc", "geomview", ("usr/share/doc/geomview/html/figs/*.png",), None, "screenshot", None,
+          "GPL-2+ (Geomview manual)"),
+    Group("deb:scilab-xcos", "scilab-data", ("usr/share/scilab/modules/xcos/images/palettes/*.png",), 30, "diagram", None,
+          "GPL-2+ (Scilab Xcos palettes)"),
+    # Shaded cartoon clipart on white (keep; openclipart's and ImageMagick's kind) and dark painted title art.
+    Group("deb:pysiogame-art", "pysiogame", ("usr/share/games/pysiogame/res/images/art4apps/**/*.jpg",
+          "usr/share/games/pysiogame/res/images/art4apps/**/*.png"), 40, "clipart", None,
+          "public domain / see copyright (pysiogame images)", photo_category="art", jpeg=True),
+    Group("deb:crawl-titles", "crawl-tiles-data", ("usr/share/crawl/dat/tiles/title_*.png",), 15, "art", None,
+          "GPL-2+ / CC0 (Dungeon Crawl Stone Soup; see crawl-common copyright)", photo_category="art", jpeg=True),
     Group("deb:pil-doc", "python-pil-doc", ("usr/share/doc/python-pil-doc/**/*.png", "usr/share/doc/python-pil-doc/**/*.jpg"), None,
           "diagram", None, "HPND (Pillow docs)"),
 ]
