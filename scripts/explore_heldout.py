@@ -7,6 +7,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py sources     # a random share of the sources per training fold (~2 min)
     python scripts/explore_heldout.py weights     # debatable images weighted less in training (~2 min)
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
+    python scripts/explore_heldout.py band        # photographs inverted with the unsure band, four seeds (~1 min)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
@@ -138,6 +139,20 @@ def weights(data) -> None:
         report(f"debatable images weighted {weight:g} (overall {overall:.2%})", data, runs)
 
 
+def band(data) -> None:
+    """The photographs and people the head inverts with the product's unsure band (decisions.Thresholds:
+    only p at least `unsure` above the threshold inverts), for each forest seed; the table gives seed 0."""
+    from invertornot_ssg.decisions import Thresholds
+
+    th = Thresholds()
+    photos = np.isin(data["category"], list(PHOTO_CATEGORIES))
+    people = data["category"] == "person"
+    for seed in SEEDS:
+        inverted = heldout(data, shipped_model(data), seed) >= th.threshold + th.unsure
+        print(f"seed {seed}: photographs inverted {int(inverted[photos].sum())} of {int(photos.sum())}, "
+              f"people {int(inverted[people].sum())} of {int(people.sum())}", flush=True)
+
+
 def debatable(data) -> None:
     """The issue counts colourful diagrams, mixed screenshots and shaded clipart as debatable."""
     p = heldout(data, shipped_model(data), 0)
@@ -184,12 +199,12 @@ def splits(data, baseline: Path | None = None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits"])
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "band", "splits"])
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
     {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable,
-     "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
+     "band": band, "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 
 
