@@ -74,8 +74,8 @@ def clear_cut(data, p: np.ndarray, debatable=None) -> float:
     return float(((p >= 0.5) == data["y"])[clear].mean())
 
 
-def photos_inverted(data, p: np.ndarray) -> int:
-    return int((p[np.isin(data["category"], list(PHOTO_CATEGORIES))] >= 0.5).sum())
+def photos_inverted(data, p: np.ndarray, categories=PHOTO_CATEGORIES, at: float = 0.5) -> int:
+    return int((p[np.isin(data["category"], list(categories))] >= at).sum())
 
 
 def report(name: str, data, runs: list[np.ndarray]) -> None:
@@ -145,12 +145,11 @@ def band(data) -> None:
     from invertornot_ssg.decisions import Thresholds
 
     th = Thresholds()
-    photos = np.isin(data["category"], list(PHOTO_CATEGORIES))
-    people = data["category"] == "person"
+    photos, people = np.isin(data["category"], list(PHOTO_CATEGORIES)).sum(), (data["category"] == "person").sum()
     for seed in SEEDS:
-        inverted = heldout(data, shipped_model(data), seed) >= th.threshold + th.unsure
-        print(f"seed {seed}: photographs inverted {int(inverted[photos].sum())} of {int(photos.sum())}, "
-              f"people {int(inverted[people].sum())} of {int(people.sum())}", flush=True)
+        p = heldout(data, shipped_model(data), seed)
+        print(f"seed {seed}: photographs inverted {photos_inverted(data, p, at=th.threshold + th.unsure)} of {photos}, "
+              f"people {photos_inverted(data, p, {'person'}, th.threshold + th.unsure)} of {people}", flush=True)
 
 
 def debatable(data) -> None:
