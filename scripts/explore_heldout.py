@@ -7,7 +7,6 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py sources     # a random share of the sources per training fold (~2 min)
     python scripts/explore_heldout.py weights     # debatable images weighted less in training (~2 min)
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
-    python scripts/explore_heldout.py band        # photographs inverted with the unsure band, four seeds (~1 min)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
@@ -74,8 +73,8 @@ def clear_cut(data, p: np.ndarray, debatable=None) -> float:
     return float(((p >= 0.5) == data["y"])[clear].mean())
 
 
-def photos_inverted(data, p: np.ndarray, categories=PHOTO_CATEGORIES, at: float = 0.5) -> int:
-    return int((p[np.isin(data["category"], list(categories))] >= at).sum())
+def photos_inverted(data, p: np.ndarray) -> int:
+    return int((p[np.isin(data["category"], list(PHOTO_CATEGORIES))] >= 0.5).sum())
 
 
 def report(name: str, data, runs: list[np.ndarray]) -> None:
@@ -139,19 +138,6 @@ def weights(data) -> None:
         report(f"debatable images weighted {weight:g} (overall {overall:.2%})", data, runs)
 
 
-def band(data) -> None:
-    """The photographs and people the head inverts with the product's unsure band (decisions.Thresholds:
-    only p at least `unsure` above the threshold inverts), for each forest seed; the table gives seed 0."""
-    from invertornot_ssg.decisions import Thresholds
-
-    th = Thresholds()
-    photos, people = np.isin(data["category"], list(PHOTO_CATEGORIES)).sum(), (data["category"] == "person").sum()
-    for seed in SEEDS:
-        p = heldout(data, shipped_model(data), seed)
-        print(f"seed {seed}: photographs inverted {photos_inverted(data, p, at=th.threshold + th.unsure)} of {photos}, "
-              f"people {photos_inverted(data, p, {'person'}, th.threshold + th.unsure)} of {people}", flush=True)
-
-
 def debatable(data) -> None:
     """The issue counts colourful diagrams, mixed screenshots and shaded clipart as debatable."""
     p = heldout(data, shipped_model(data), 0)
@@ -198,12 +184,12 @@ def splits(data, baseline: Path | None = None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "band", "splits"])
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits"])
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
     {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable,
-     "band": band, "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
+     "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 
 

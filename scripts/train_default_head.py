@@ -231,14 +231,18 @@ def heldout_table(data, aug, folds) -> list[str]:
 def seed_spread(data, aug, folds, p_seed0, seeds=4) -> str:
     """The chosen head's clear-cut accuracy and photographs inverted under other forest seeds: the
     noise that any difference between the rows above must clear."""
-    clear, photos = ~data["debatable"], data["photo"]
+    clear, photos, people = ~data["debatable"], data["photo"], data["category"] == "person"
     runs = [p_seed0] + [heldout_predictions(data, aug, CHOSEN["features"], CHOSEN["augment"], folds, seed)
                         for seed in range(1, seeds)]
     accuracy = [((p >= 0.5) == data["y"])[clear].mean() for p in runs]
     inverted = [int((p[photos] >= 0.5).sum()) for p in runs]
+    th = Thresholds()
+    band = th.threshold + th.unsure  # what the product inverts: sure and above the threshold
+    inverted_band = [f"{int((p[photos] >= band).sum())} ({int((p[people] >= band).sum())} people)" for p in runs]
     return (f"Forest seeds 0-{seeds - 1} for the chosen head: clear-cut accuracy "
             + ", ".join(f"{a:.1%}" for a in accuracy) + f" (mean {np.mean(accuracy):.1%}); photos inverted at "
-            "p >= 0.5: " + ", ".join(map(str, inverted)) + f" of {int(photos.sum())}.")
+            "p >= 0.5: " + ", ".join(map(str, inverted)) + f" of {int(photos.sum())}; with the unsure band: "
+            + ", ".join(inverted_band) + ".")
 
 
 # -- fallback thresholds -------------------------------------------------------------------------
