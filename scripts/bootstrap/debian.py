@@ -36,6 +36,8 @@ def py_doc(pkg: str, licence: str = "BSD-3-Clause") -> str:
     return f"{licence} (project docs; see /usr/share/doc/{pkg}/copyright)"
 
 
+GTK_DOC_NAVIGATION = r"/(up|down|left|right|home)(-insensitive)?\.png"  # gtk-doc's page arrows, not figures
+
 GROUPS = [
     # ------------------------------------------------------------ keep: wallpapers, photos, art
     Group("deb:gnome-backgrounds", "gnome-backgrounds", ("usr/share/backgrounds/**/*.webp",
@@ -244,7 +246,7 @@ GROUPS = [
     Group("deb:sqlite-doc", "sqlite3-doc", ("usr/share/doc/sqlite3/images/**/*",), 35, "diagram", None,
           "public domain (SQLite docs)", exclude=r"/foreignlogos/"),
     Group("deb:gtk3-doc", "libgtk-3-doc", ("usr/share/gtk-doc/html/gtk3/*.png",), 35, "screenshot", None,
-          "LGPL-2.1+ (GTK docs)", exclude=r"/(up|down|left|right|home)(-insensitive)?\.png"),
+          "LGPL-2.1+ (GTK docs)", exclude=GTK_DOC_NAVIGATION),
     Group("deb:wx-doc", "wx3.2-doc", ("usr/share/doc/wx3.2-doc/html/appear-*.png", "usr/share/doc/wx3.2-doc/html/overview_*.png"),
           35, "screenshot", None, "wxWindows Library Licence (wxWidgets docs)"),
     Group("deb:qwt-doc", "libqwt-doc", ("usr/share/doc/libqwt-doc/html/*.png",), 30, "plot", None, "Qwt License (LGPL-2.1 with exceptions)",
@@ -313,7 +315,7 @@ GROUPS = [
           "usr/share/doc/tklib/examples/**/*.gif"), 30, "screenshot", None, "Tcl/Tk licence (BSD-style; see copyright)"),
     Group("deb:gtk2-doc", "libgtk2.0-doc", ("usr/share/gtk-doc/html/gtk2/*.png",
           "usr/share/doc/libgtk2.0-doc/tutorial/images/*.png"), 40, "screenshot", None, "LGPL-2+ (GTK 2 docs)",
-          exclude=r"/(up|down|left|right|home)(-insensitive)?\.png"),
+          exclude=GTK_DOC_NAVIGATION),
     Group("deb:qt5-widgets-doc", "qtbase5-doc-html", ("usr/share/qt5/doc/qtwidgets/images/*",), 50, "screenshot", None,
           "GFDL-1.3 (Qt documentation)"),
     Group("deb:pspp", "pspp", ("usr/share/info/pspp-figures/*.png", "usr/share/info/screenshots/*.png"), 35, "screenshot",
