@@ -15,6 +15,21 @@ from .settings import Settings
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".webp", ".svg", ".bmp", ".tif", ".tiff", ".avif"}
 log = logging.getLogger("invertornot_ssg")
 
+DESCRIPTION = """\
+Decide which images of a static site to invert in dark mode: diagrams, plots and line art are
+inverted, photographs and already-dark images are kept (dimmed). The MkDocs and Pelican plugins
+do this during a build; these commands classify images, post-process any other generator's
+output, and close the loop: review the decisions, label, retrain."""
+EPILOG = """\
+examples:
+  invertornot-ssg classify docs/img           decide each image under a folder
+  invertornot-ssg apply public                mark the images of a built site (Hugo, Sphinx, ...)
+  invertornot-ssg review                      correct labels in the browser (after a build)
+  invertornot-ssg retrain                     train this site's head from invertornot.yml
+  invertornot-ssg eval truth.csv              accuracy against known labels (rows: file,invert)
+
+`invertornot-ssg COMMAND --help` describes a command's options."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -30,14 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="invertornot-ssg", description=__doc__)
+    parser = argparse.ArgumentParser(prog="invertornot-ssg", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = sub.add_parser("classify", help="decide invert/keep for image files or folders")
     classify.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image per line")
     _add_common(classify)
+    classify.set_defaults(overrides=None)  # see _site_overrides
     classify.set_defaults(run=run_classify)
 
     retrain = sub.add_parser("retrain", help="train the head from human labels (overrides files + bootstrap set)")
@@ -47,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                          help="train on an edited copy (flip, turn, crop or tint) of each labeled image too"
                               " (default: off, as measured; see the README)")
-    retrain.add_argument("--output", default="", help="write the head here (default: the store, for this site)")
+    retrain.add_argument("--output", default="", help="write the head here (default: beside the first overrides file, to commit with it)")
     _add_common(retrain, overrides=False)
     retrain.set_defaults(run=run_retrain)
 
@@ -107,6 +125,29 @@ def _add_common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
     p.add_argument("--background", default=defaults.background, help="page colour for transparent images")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("invertornot-ssg")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _nothing_to_do(message: str) -> int:
+    """A command with nothing to work on says so and fails, so a typo in a CI script is seen."""
+    print(f"invertornot-ssg: {message}", file=sys.stderr)
+    return 1
+
+
+def _site_overrides(args: argparse.Namespace) -> str:
+    """`classify` in a site's folder uses its overrides file (and so its head), as the build does."""
+    if args.overrides is not None:
+        return args.overrides
+    default = Settings().overrides
+    return default if Path(default).is_file() else ""
+
+
 def _settings(args: argparse.Namespace, **extra) -> Settings:
     extra.setdefault("overrides", getattr(args, "overrides", ""))
     return Settings(
@@ -134,14 +175,21 @@ def expand_paths(paths: Sequence[str]) -> list[tuple[str, Path]]:
 def run_classify(args: argparse.Namespace) -> int:
     from .engine import Engine, ImageRequest
 
-    engine = Engine(_settings(args, write_overrides=False), Path.cwd(), logger=log)
-    files = expand_paths(args.paths)
+    missing = [given for given in args.paths if not os.path.lexists(given)]
+    for given in missing:
+        print(f"invertornot-ssg: {given}: no such file or folder", file=sys.stderr)
+    files = expand_paths([given for given in args.paths if given not in missing])
+    if not files:
+        return _nothing_to_do("nothing to classify: no image files in " + ", ".join(args.paths))
+    engine = Engine(_settings(args, overrides=_site_overrides(args), write_overrides=False), Path.cwd(), logger=log)
+    print(_what_decides(engine), file=sys.stderr)
     requests = [ImageRequest(path=path.absolute(), key=given) for given, path in files]
     results = engine.classify(requests)
+    status = 1 if missing else 0
     if args.json:
         for result in results:
             print(json.dumps(result.as_json(result.request.key)))
-        return 0
+        return status
     width = max([len(r.request.key) for r in results] + [4])
     print(f"{'path':<{width}}  decision  p_invert  method          cached")
     for r in results:
@@ -151,7 +199,16 @@ def run_classify(args: argparse.Namespace) -> int:
         if r.error:
             print(f"{'':<{width}}  ! {r.error}")
     print(engine.summary(results))
-    return 0
+    return status
+
+
+def _what_decides(engine) -> str:
+    """One line naming the store, labels and head a run uses: a build's must match to agree."""
+    store = f"{engine.store_dir}{'' if engine.store_dir.exists() else ' (new)'}"
+    labels = engine.overrides_path or "none"
+    info = engine.head_info
+    head = f"{info.path} ({info.version})" if info else "none"
+    return f"invertornot-ssg: store {store}; labels {labels}; head {head}"
 
 
 def run_retrain(args: argparse.Namespace) -> int:
@@ -182,6 +239,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_report, read_truth
 
     truth = read_truth(Path(args.path))
+    if not truth:
+        return _nothing_to_do(f"nothing to evaluate: {args.path} lists no image files")
     report = evaluate(_settings(args, write_overrides=False), Path.cwd(), truth, log)
     print(format_report(report))
     return 0
@@ -213,6 +272,8 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         css_href = relative_href
     pages = [SitePage(path) for path in html_files(root)]
+    if not pages:
+        return _nothing_to_do(f"nothing to apply: no .html files under {root} (is it the built site?)")
     run = process_site(engine, resolver, pages, css_href=css_href, dry_run=args.dry_run, logger=log)
     for line in run.describe():
         print(("would change " if args.dry_run else "") + line)

@@ -233,8 +233,16 @@ class Engine:
         return f"{self.embedder_id}+{info.version if info else 'no-head'}"
 
     def site_head_path(self) -> Path:
-        """Where `retrain` saves this site's head in the (shared) store: one per overrides file."""
+        """Where `retrain` saves this site's head: beside the overrides file it was trained from
+        (`invertornot.head-<model>.skops`), to be committed with those labels, since the store holds
+        only what can be regenerated. A site without an overrides file keeps it in the store."""
+        if self.overrides_path is not None:
+            return self.overrides_path.with_name(f"{self._site_head_prefix()}{id_slug(self.embedder_id)}.skops")
         return self.store_dir / HEADS_DIR / f"head-{id_slug(self.embedder_id)}-{self._site_id()}.skops"
+
+    def _site_head_prefix(self) -> str:
+        assert self.overrides_path is not None
+        return f"{self.overrides_path.stem}.head-"
 
     def _site_id(self) -> str:
         """Names this site's files in a store shared by several sites."""
@@ -271,9 +279,12 @@ class Engine:
         """This site's head for another embedder id is no use to this one, and the shipped head
         (or, without one, the fallbacks) would then decide silently: after an upgrade that changed how images are prepared
         (a new id), a user would otherwise not learn that their labels need `retrain` again."""
-        suffix = f"-{self._site_id()}.skops"
+        if self.overrides_path is not None:
+            prefix, suffix = self._site_head_prefix(), ".skops"
+        else:
+            prefix, suffix = "head-", f"-{self._site_id()}.skops"
         try:
-            others = sorted(n for n in os.listdir(site_head.parent) if n.startswith("head-") and n.endswith(suffix))
+            others = sorted(n for n in os.listdir(site_head.parent) if n.startswith(prefix) and n.endswith(suffix))
         except OSError:
             return
         if others:
@@ -752,7 +763,7 @@ def _holds(overrides: Overrides, decisions: dict[str, AutoRecord]) -> bool:
     entries = overrides.entries
     for key, record in decisions.items():
         entry = entries.get(key)
-        if entry is None or entry.auto != record.as_yaml() or entry.sha1 != (record.sha1 or "").lower():
+        if entry is None or not record.recorded_in(entry.auto) or entry.sha1 != (record.sha1 or "").lower():
             return False
     return True
 

@@ -44,6 +44,8 @@ HEADER = (
     "# builds rewrite only the `auto:` part and never touch `label` or `note`.\n"
     "# Comments are not kept when a build rewrites this file: write remarks in `note:`.\n"
 )
+# A recorded p_invert stays while a new build's is this close and decides the same (see AutoRecord.recorded_in).
+P_INVERT_TOLERANCE = 0.05
 _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -63,7 +65,7 @@ class AutoRecord:
     version: str
 
     def as_yaml(self) -> dict[str, Any]:
-        """The `auto:` mapping: plain Python types, floats rounded to 3 decimals."""
+        """The `auto:` mapping: plain Python types, floats rounded to 2 decimals."""
         return {
             "invert": None if self.invert is None else bool(self.invert),
             "p_invert": _round(self.p_invert),
@@ -71,6 +73,23 @@ class AutoRecord:
             "method": str(self.method),
             "version": str(self.version),
         }
+
+    def recorded_in(self, auto: Mapping[str, Any] | None) -> bool:
+        """Whether `auto` (an entry's recorded mapping) already says this: the same decision, method
+        and version, and p_invert within P_INVERT_TOLERANCE. Rebuilding a store from scratch can move
+        p_invert by a hundredth or two (SVG rendering, float16 embeddings) without changing any
+        decision; the committed file then stays byte for byte as it was."""
+        if not isinstance(auto, Mapping):
+            return False
+        mine = self.as_yaml()
+        if auto == mine:
+            return True
+        if any(auto.get(k) != mine[k] for k in ("invert", "method", "version")):
+            return False
+        old, new = auto.get("p_invert"), mine["p_invert"]
+        if old is None or new is None:
+            return old is new
+        return isinstance(old, (int, float)) and abs(float(old) - new) <= P_INVERT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -191,7 +210,8 @@ class Overrides:
             old = entries.get(key, Entry())
             # An unreadable image has no sha1: keep the old one, which ties a human label to its content.
             sha1 = record.sha1.lower() if record.sha1 else old.sha1
-            entries[key] = replace(old, sha1=sha1, auto=record.as_yaml())
+            same = sha1 == old.sha1 and record.recorded_in(old.auto)
+            entries[key] = replace(old, sha1=sha1, auto=old.auto if same else record.as_yaml())
         for key, label in (labels or {}).items():
             _check_key(key)
             if label is not None and label not in LABELS:
@@ -534,7 +554,7 @@ def _fast_body(entries: Mapping[str, Entry]) -> str | None:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 3)
+    return None if value is None else round(float(value), 2)
 
 
 def _check_key(key: object) -> None:

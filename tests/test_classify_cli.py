@@ -108,6 +108,34 @@ def test_usage_error_exits_nonzero():
     assert "PATH" in proc.stderr
 
 
-def test_missing_file_is_an_error_line_not_a_crash(tmp_path, capsys):
-    rows = run_json(capsys, "--store", str(tmp_path / "s"), str(tmp_path / "nope.png"))
-    assert rows[0]["invert"] is None and "not found" in rows[0]["error"]
+def test_a_missing_path_is_named_and_fails_and_nothing_to_classify_fails(tmp_path, mixed_folder, capsys):
+    store = str(tmp_path / "s")
+    # The rest is still classified; the exit status says something was not there.
+    assert main(["classify", "--json", "--store", store, str(tmp_path / "nope.png"), str(mixed_folder / "plot.png")]) == 1
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'nope.png'}: no such file or folder" in captured.err
+    assert [json.loads(line)["path"] for line in captured.out.splitlines()] == [str(mixed_folder / "plot.png")]
+    # Nothing at all to work on: a clear message, exit 1, and no store created.
+    (tmp_path / "empty").mkdir()
+    for paths in (["/nonexistent"], [str(tmp_path / "empty")]):
+        assert main(["classify", "--store", str(tmp_path / "s2"), *paths]) == 1
+        err = capsys.readouterr().err
+        assert "nothing to classify: no image files in " + paths[0] in err
+    assert not (tmp_path / "s2").exists()
+
+
+def test_in_a_sites_folder_it_uses_the_sites_labels_and_head_and_says_so(tmp_path, mixed_folder, capsys, monkeypatch):
+    """Run where invertornot.yml is, classify decides as the build does (same labels, same head)."""
+    from invertornot_ssg.overrides import record_decisions
+
+    monkeypatch.chdir(tmp_path)
+    record_decisions(tmp_path / "invertornot.yml", {}, labels={"images/plot.png": "keep"})
+    assert main(["classify", "--json", "images/plot.png"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["method"] == "override"
+    assert f"labels {tmp_path / 'invertornot.yml'}; head " in captured.err
+    assert f"store {tmp_path / '.invertornot'} (new)" in captured.err
+    # --overrides '' ignores it.
+    assert main(["classify", "--json", "--overrides", "", "images/plot.png"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["method"] != "override" and "labels none" in captured.err

@@ -365,10 +365,34 @@ def test_disabled_touches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "assets").exists()
 
 
-def test_store_inside_docs_dir_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = tiny_site(tmp_path, {"index.md": "# hi\n"}, plugin="invertornot:\n      store: docs/.store")
+def test_store_inside_docs_dir_warns_unless_hidden(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = tiny_site(tmp_path / "a", {"index.md": "# hi\n"}, plugin="invertornot:\n      store: docs/store")
+    build_in_process(config, tmp_path / "a" / "site")
+    assert "store" in caplog.text and "is inside docs_dir, so it would be published" in caplog.text
+    caplog.clear()
+    config = tiny_site(tmp_path / "b", {"index.md": "# hi\n"}, plugin="invertornot:\n      store: docs/.store")
+    build_in_process(config, tmp_path / "b" / "site")  # MkDocs leaves hidden folders out of the site
+    assert "docs_dir" not in caplog.text
+
+
+def test_overrides_and_head_inside_docs_dir_are_not_published(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A mkdocs.yml that lives inside docs_dir has its invertornot.yml there too: the file, its lock
+    and the site's head stay out of the site, and no warning asks to move them where they are."""
+    files = {"docs/invertornot.yml": b"images:\n  a.png: keep\n", "docs/invertornot.yml.lock": b"",
+             "docs/notes.txt": b"published"}
+    config = tiny_site(tmp_path, {"index.md": "# hi\n"}, files=files,
+                       plugin="invertornot:\n      overrides: docs/invertornot.yml")
+    plugin = load_config(str(config)).plugins["invertornot"]
+    plugin.on_config(load_config(str(config)))
+    head = plugin.engine.site_head_path()
+    assert head.parent == tmp_path / "docs"
+    head.write_bytes(b"")
+    head.with_suffix(".json").write_text("{}")
     build_in_process(config, tmp_path / "site")
-    assert "store" in caplog.text and "is inside docs_dir" in caplog.text
+    published = sorted(p.name for p in (tmp_path / "site").iterdir() if p.is_file())
+    assert "notes.txt" in published
+    assert not [name for name in published if name.startswith("invertornot")], published
+    assert "docs_dir" not in caplog.text
 
 
 def test_stylesheet_without_file_generated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -577,6 +601,17 @@ def test_sample_site_figures_are_inverted(builds: dict) -> None:
     ]:
         a = attrs(tag_for(on, page, needle))
         assert a["class"] == "invert-auto" and a["data-invertornot"] == "invert", (page, needle, a)
+
+
+@pytest.mark.slow
+def test_a_fresh_store_writes_the_committed_overrides_file_again(builds: dict) -> None:
+    """`make demo` leaves git clean: sample_site/mkdocs/invertornot.yml is committed as a build
+    leaves it, and these builds, on a new store, write the same bytes (but for the image the
+    serve-like build added)."""
+    committed = (SAMPLE / "invertornot.yml").read_text(encoding="utf-8")
+    assert "auto: {" in committed
+    built = (builds["site"] / "invertornot.yml").read_text(encoding="utf-8")
+    assert re.sub(r"  img/extra\.png:\n(    .*\n)+", "", built) == committed
 
 
 @pytest.mark.slow

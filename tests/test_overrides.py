@@ -80,6 +80,23 @@ def test_canonical_layout_sorted_rounded_fixed_key_order(path: Path) -> None:
     )
 
 
+def test_a_rebuilt_store_jitter_leaves_the_file_byte_for_byte(path: Path) -> None:
+    """Rebuilding a store can move p_invert by a hundredth or two without changing a decision
+    (issue #29 saw 0.016 on SVGs): the committed file must not show a diff then."""
+    record_decisions(path, {"a.svg": auto("a", p=0.8449), "b.svg": auto("b", False, 0.1349)})
+    before = path.read_bytes()
+    assert "p_invert: 0.84," in before.decode() and "p_invert: 0.13," in before.decode()
+    jittered = {"a.svg": auto("a", p=0.8449 + 0.016), "b.svg": auto("b", False, 0.1349 - 0.016)}
+    assert record_decisions(path, jittered) is False
+    assert path.read_bytes() == before
+    # A change that is more than jitter, or another decision, method or version, is recorded.
+    assert record_decisions(path, {"a.svg": auto("a", p=0.7)}) is True
+    assert "p_invert: 0.7," in path.read_text()
+    assert record_decisions(path, {"b.svg": auto("b", False, 0.13, version="efficientnet-lite0+rf-2")}) is True
+    assert "rf-2" in path.read_text()
+    assert record_decisions(path, {"a.svg": auto("a", False, 0.49)}) is True
+
+
 def test_round_trip(path: Path) -> None:
     record_decisions(path, {"b.png": auto("b"), "a.png": auto("a", False, 0.1)}, labels={"c.svg": "keep"})
     loaded = Overrides.load(path)

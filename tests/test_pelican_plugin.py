@@ -364,7 +364,8 @@ def build_samples(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         run([sys.executable, "-m", "mkdocs", "build", "-f", "mkdocs.yml", "-d", str(root / "site")], root / "mkdocs")
         after_mkdocs = vector_count(root / ".invertornot")
         extra = plugin_settings()
-        cmd = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", "-v"]
+        # At Pelican's default log level: the summary line shows without -v, as Pelican's own "Done:".
+        cmd = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output"]
         if "PLUGIN_PATHS" in extra:
             cmd += ["-e", f"PLUGIN_PATHS={json.dumps(extra['PLUGIN_PATHS'])}"]
         log = run(cmd, root / "pelican")
@@ -435,3 +436,14 @@ def test_sample_author_classes_and_scheme_images_untouched(samples: SimpleNamesp
 def test_sample_diagrams_are_inverted(samples: SimpleNamespace, page: str, src: str) -> None:
     (tag,) = images_by_src((samples.out / page).read_text())[src]
     assert our_class(tag) == "invert-auto"
+
+
+def test_the_pelican_extra_brings_a_markdown_reader() -> None:
+    """Pelican reads .md only when `markdown` is installed; without it a Markdown blog builds 0 articles."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    wanted = [Requirement(r) for r in requires("invertornot-ssg") or []]
+    in_extra = {r.name.lower() for r in wanted if r.marker and r.marker.evaluate({"extra": "pelican"})}
+    assert {"pelican", "markdown"} <= in_extra

@@ -55,8 +55,12 @@ def test_retrain_from_labels_then_classify_uses_the_new_head(tmp_path, capsys, m
     out = capsys.readouterr().out
     assert "samples: 10 (10 from the site, 0 bootstrap; 10 augmented copies)" in out
     assert "training accuracy: 100.0%" in out
-    heads = list((tmp_path / "store" / "heads").glob("*.skops"))
-    assert len(heads) == 1 and heads[0].with_suffix(".json").is_file()
+    # The head lives beside the labels it came from, to be committed with them; the store holds
+    # only what can be regenerated.
+    heads = list(tmp_path.glob("*.skops"))
+    assert len(heads) == 1 and heads[0].name.startswith("invertornot.head-efficientnet-lite0")
+    assert heads[0].with_suffix(".json").is_file() and not list((tmp_path / "store").rglob("*.skops"))
+    assert f"to {heads[0]}" in out
     assert json.loads(heads[0].with_suffix(".json").read_text())["augmented_copies"] == 10
 
     # The site's head is picked up for this overrides file; labels still win by sha1.

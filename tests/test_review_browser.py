@@ -11,7 +11,7 @@ import pytest
 
 from chromium import new_page
 from invertornot_ssg.training import site_labels
-from test_review import ORDER, UNCERTAIN, Running, build_big_site, build_site, expected_with_labels
+from test_review import IMAGES, ORDER, UNCERTAIN, Running, build_big_site, build_site, expected_with_labels
 
 pytestmark = pytest.mark.browser
 
@@ -109,6 +109,20 @@ def test_click_a_side_unset_with_u_and_filters(page, running):
     assert site.overrides.read_text(encoding="utf-8") == expected
     assert tile_keys(page) == ["photos/sunset.jpg", "diagrams/explicit.png"]  # most uncertain first
     assert page.errors == []
+
+
+def test_opens_on_automatic_decisions_when_none_is_uncertain(page, tmp_path):
+    """A site whose head is sure of every image: the page opens where there is something to see."""
+    sure = {key: value for key, value in IMAGES.items() if abs(value[2] - 0.5) >= 0.2}
+    server = Running(build_site(tmp_path, sure))
+    try:
+        page.goto(server.server.url)
+        page.wait_for_selector(".tile")
+        assert page.get_attribute("[data-filter=automatic]", "aria-pressed") == "true"
+        assert tile_keys(page) == ["screens/dark.png", "photos/sunset.jpg", "diagrams/flow.png"]
+        assert page.errors == []
+    finally:
+        server.close()
 
 
 def test_five_thousand_images_page_by_200_and_load_lazily(page, tmp_path):

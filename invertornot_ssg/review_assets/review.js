@@ -219,6 +219,9 @@
     try {
       const data = await api("GET", "/api/items");
       state.items = data.items;
+      // Open on the first filter that shows something: uncertain images, else every automatic
+      // decision, else all (an empty page is no place to start).
+      state.filter = ["uncertain", "automatic", "all"].find((name) => state.items.some(FILTERS[name])) || "uncertain";
       render();
     } catch (e) {
       status(`Could not load the images: ${e.message}`, true);

@@ -102,16 +102,33 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
         return config
 
     def _check_paths(self, config: MkDocsConfig, where: str) -> None:
-        """A store or overrides file inside docs_dir may be published, and `mkdocs serve` would
-        rebuild every time a build writes it."""
+        """A store inside docs_dir would be published (MkDocs leaves out only hidden folders, such as
+        the default `.invertornot`). The overrides file and the site's head may sit there (a
+        mkdocs.yml inside docs_dir has them beside it): `on_files` leaves them out of the site."""
         assert self.engine is not None
         docs = Path(config.docs_dir).resolve()
-        for name, path in (("store", self.engine.store_dir), ("overrides", self.engine.overrides_path)):
-            if path is not None and (path.resolve() == docs or docs in path.resolve().parents):
-                log.warning(
-                    "%s: %s %s is inside docs_dir, so it may be published and `mkdocs serve` rebuilds "
-                    "whenever a build writes it; move it beside mkdocs.yml", where, name, path,
-                )
+        store = self.engine.store_dir.resolve()
+        if store == docs or docs in store.parents:
+            if not any(part.startswith(".") for part in store.relative_to(docs).parts):
+                log.warning("%s: store %s is inside docs_dir, so it would be published; set `store` to a "
+                            "folder outside docs_dir or a hidden one (like the default .invertornot)", where, store)
+
+    def _not_published(self, files: Files) -> None:
+        """The overrides file, its lock and the site's head are this plugin's, not the site's."""
+        assert self.engine is not None
+        overrides = self.engine.overrides_path
+        if overrides is None:
+            return
+        folder, name = overrides.resolve().parent, overrides.name
+        head = self.engine.site_head_path()
+        own = {name, head.name, head.with_suffix(".json").name}
+        for file in list(files):
+            source = Path(file.abs_src_path or "")
+            if source.parent.resolve() != folder:
+                continue
+            if source.name in own or source.name.startswith((f"{name}.", f".{name}.")):
+                log.debug("%s: the plugin's own file, not published", file.src_uri)
+                files.remove(file)
 
     # -- the build ----------------------------------------------------------------------------
 
@@ -124,6 +141,8 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
         self._build = _Build(PageBatch(self.engine, log))  # type: ignore[arg-type]
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
+        if self._build is not None:
+            self._not_published(files)
         if self._build is None or self.settings is None or not self.settings.css:
             return files
         if files.get_file_from_path(STYLESHEET_URI) is not None:

@@ -20,8 +20,7 @@ from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, "/work/shared/tools")
-sys.path.insert(0, str(REPO.parent / "shared" / "tools"))
+sys.path.insert(0, str(HERE))
 from invert_preview import PAGE, on_page  # noqa: E402
 
 

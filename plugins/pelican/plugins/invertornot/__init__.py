@@ -98,7 +98,20 @@ def finalized(pelican: Any) -> None:
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
     run = process_site(engine, resolver, pages, css_href=css_href, logger=log)
-    log.info("invertornot: %s", engine.summary(run.results))
+    _say(f"invertornot: {engine.summary(run.results)}")
+
+
+def _say(line: str) -> None:
+    """The build's one summary line, printed as Pelican prints its own "Done: ..." line: at the
+    default log level, not only with -v (and not with -q)."""
+    if logging.getLogger().getEffectiveLevel() > logging.WARNING:
+        return
+    try:
+        from pelican.log import console
+    except ImportError:  # a Pelican without rich's console
+        print(line)
+        return
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _engine(settings: "Settings") -> "Engine":
