@@ -94,7 +94,7 @@ STAT_NAMES: tuple[str, ...] = (
 )
 INK_DARK, INK_LIGHT = 0.4, 0.7
 EDGE_GRADIENT = 0.1  # a luminance step this large between neighbours is an edge
-DARK_PAGE = (24, 24, 27)  # #18181b, the dark page of LABELING.md
+DARK_PAGE = (24, 24, 27)  # #18181b, the dark page of the labeling rule (docs/src/labeling.md)
 SOFT_ALPHA = (13, 242)  # visible from 5% opacity; soft up to 95%
 
 # What Pillow may decode: web formats. Others (EPS would run Ghostscript) are 'unsupported'.

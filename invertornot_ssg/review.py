@@ -51,7 +51,7 @@ ASSETS = {  # URL path -> (file in ASSETS_DIR, content type): the only files ser
     "/static/review.js": ("review.js", "text/javascript; charset=utf-8"),
     "/static/review.css": ("review.css", "text/css; charset=utf-8"),
 }
-PAGE_BACKGROUND = "#%02x%02x%02x" % DARK_PAGE  # the dark page the tiles show images on (LABELING.md)
+PAGE_BACKGROUND = "#%02x%02x%02x" % DARK_PAGE  # the dark page the tiles show images on (docs/src/labeling.md)
 PER_PAGE = 200
 THUMB_SIDE = 256
 THUMB_CACHE_BYTES = 64 * 1024 * 1024

@@ -67,6 +67,38 @@ class Settings:
         return dataclasses.asdict(self)
 
 
+# What each option means, for users: the documentation's configuration reference is generated from
+# this and the defaults above (docs/hooks.py), and a test checks that every option has its line.
+OPTION_HELP: dict[str, str] = {
+    "enabled": "Off: the plugin does nothing and the output is what the generator alone writes. "
+               "From the environment in MkDocs: `enabled: !ENV [INVERTORNOT, true]`.",
+    "store": "Folder of the embedding store: what can be regenerated (embeddings, image statistics, "
+             "cached decisions). Several sites, MkDocs and Pelican, can share one. Ignore it in git.",
+    "model": "Embedder: `efficientnet-lite0`, or `clip:<arch>/<pretrained-tag>` or `clip:<arch>@<checkpoint>` "
+             "(needs the `clip` extra).",
+    "head": "A head file (`.skops`) to decide with. Empty: this site's head from `retrain` (beside the "
+            "overrides file) if there is one, else the shipped default.",
+    "overrides": "The overrides file: your labels and the last automatic decisions, the site's training set. "
+                 "Commit it. Empty: none.",
+    "write_overrides": "After each build, record its decisions in the overrides file.",
+    "threshold": "An image with `p_invert` at or above this is inverted.",
+    "unsure": "Within this distance of `threshold` the head is unsure: labeled neighbours decide, else keep.",
+    "class_invert": "Class for \"invert\": set by authors, and written for human decisions.",
+    "class_keep": "Class for \"keep\": set by authors, and written for human decisions.",
+    "class_invert_auto": "Class written when the model decides to invert.",
+    "class_keep_auto": "Class written when the model decides to keep.",
+    "css": "Add the stylesheet to the site and link it from every page.",
+    "dark_selectors": "When the stylesheet applies: CSS selectors that match your theme's dark mode, or media "
+                      "queries. The defaults fit Material and themes that follow the system; for MkDocs' own "
+                      "theme use `['[data-bs-theme=\"dark\"]']`.",
+    "background": "Page colour that transparent images are composited on before they are classified.",
+    "remote": "Fetch and classify `http(s)` images (cached in the store), with the safeguards of the "
+              "robustness page.",
+    "remote_allow_private": "Allow remote images on loopback, private or link-local addresses.",
+    "remote_timeout": "Seconds for one remote image, redirects and download included.",
+}
+
+
 def option_names() -> list[str]:
     return [f.name for f in fields(Settings)]
 

@@ -207,7 +207,7 @@ def heldout_table(data, aug, folds) -> list[str]:
             if features != CHOSEN["features"]:
                 continue
             photos_inverted = int((p[data["photo"]] >= 0.5).sum())
-            # An inverted photograph is the costly error (LABELING.md: prefer keep), so a row that
+            # An inverted photograph is the costly error (docs/src/labeling.md: prefer keep), so a row that
             # inverts more of them is not chosen for accuracy alone.
             if best is None or (acc > best[0] + MARGIN and photos_inverted <= best[3]):
                 best = (acc, use_aug, p, photos_inverted)

@@ -42,3 +42,11 @@ def test_eval_on_a_list_without_images_fails_and_says_so(tmp_path, capsys):
         assert main(["eval", "--store", str(tmp_path / "store"), str(path)]) == 1
         assert f"nothing to evaluate: {path} lists no image files" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_every_option_has_its_help_line():
+    """The configuration reference (docs/hooks.py) is generated from Settings and OPTION_HELP."""
+    from invertornot_ssg.settings import OPTION_HELP, option_names
+
+    assert set(OPTION_HELP) == set(option_names())
+    assert all(text.strip().endswith(".") for text in OPTION_HELP.values())

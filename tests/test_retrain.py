@@ -126,7 +126,8 @@ def test_records_of_an_older_version_are_described_again_not_embedded_again(tmp_
     with sqlite3.connect(tmp_path / "store" / "store.sqlite") as db:
         db.execute("DELETE FROM decisions")  # as after an upgrade that ships a new head
 
-    assert main(["classify", "--json", "--store", store, "img"]) == 0
+    # --overrides '': as first classified, before the labels (run here, classify would use them).
+    assert main(["classify", "--json", "--store", store, "--overrides", "", "img"]) == 0
     again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(r["cached"] for r in again)  # not embedded again
     assert [(r["invert"], r["method"]) for r in again] == [(r["invert"], r["method"]) for r in rows]
