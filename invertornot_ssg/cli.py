@@ -204,7 +204,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def _what_decides(engine) -> str:
     """One line naming the store, labels and head a run uses: a build's must match to agree."""
-    store = f"{engine.store_dir}{'' if engine.store_dir.exists() else ' (new)'}"
+    store = f"{os.path.normpath(engine.store_dir)}{'' if engine.store_dir.exists() else ' (new)'}"
     labels = engine.overrides_path or "none"
     info = engine.head_info
     head = f"{info.path} ({info.version})" if info else "none"
