@@ -16,7 +16,7 @@ milliseconds of each other share one engine pass. Decisions are kept in memory w
 overrides file and head files are unchanged, so a repeated question costs no engine pass and
 an answer is never served under a model version other than the current one.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, whose names are local.
 
 import hmac
 import ipaddress
@@ -78,6 +78,7 @@ def create_app(settings: Settings, base_dir: Path, options: ServeOptions, logger
         from fastapi import FastAPI, HTTPException, Request
         from fastapi.responses import JSONResponse
         from starlette.datastructures import UploadFile
+        from starlette.exceptions import HTTPException as ParseError  # what Starlette's form parsing raises
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     from .service import Decider, Outcome
@@ -128,7 +129,7 @@ def create_app(settings: Settings, base_dir: Path, options: ServeOptions, logger
     async def by_file(request: Request) -> JSONResponse:
         try:
             form = await request.form(max_files=options.max_images, max_fields=options.max_images)
-        except HTTPException as exc:
+        except ParseError as exc:
             if exc.status_code == 413:
                 raise
             raise HTTPException(413 if "Too many" in str(exc.detail) else 400,
