@@ -117,8 +117,8 @@ def fake_settings(tmp_path: Path, **kw) -> Settings:
 
 
 def upload(url: str, files: list[tuple[str, bytes]], **kw) -> httpx.Response:
-    return httpx.post(f"{url}/api/file", files=[("files", (name, content)) for name, content in files],
-                      timeout=60, **kw)
+    kw.setdefault("timeout", 60)
+    return httpx.post(f"{url}/api/file", files=[("files", (name, content)) for name, content in files], **kw)
 
 
 class ImageHost:
