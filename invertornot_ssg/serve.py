@@ -123,7 +123,8 @@ def create_app(settings: Settings, base_dir: Path, options: ServeOptions, logger
     async def about() -> dict[str, Any]:
         return {"service": "invertornot-ssg", "version": decider.version,
                 "endpoints": ["/api/file", "/api/url", "/api/sha1", "/api/correction"],
-                "max_images": options.max_images, "corrections": options.token is not None}
+                "max_images": options.max_images, "corrections": options.token is not None,
+                "engine_passes": decider.passes, "images_classified": decider.images}
 
     @app.post("/api/file")
     async def by_file(request: Request) -> JSONResponse:
@@ -215,7 +216,7 @@ def serve(settings: Settings, base_dir: Path, options: ServeOptions, logger: log
     """Run the server until interrupted (the `serve` command)."""
     try:
         import uvicorn
-        import multipart  # noqa: F401  (python-multipart: Starlette parses uploads with it)
+        import python_multipart  # noqa: F401  (Starlette parses uploads with it)
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     if not is_loopback(options.host):
@@ -232,14 +233,19 @@ def serve(settings: Settings, base_dir: Path, options: ServeOptions, logger: log
           f" (store {settings.store}, overrides {settings.overrides or 'none'}); Ctrl-C stops", flush=True)
     access = logger.isEnabledFor(logging.INFO)
     config = uvicorn.Config(app, log_level="info" if access else "warning", access_log=access, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: a free one), so callers learn the port before uvicorn starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on such sockets (and the connections
+    # they accept); without it each answer waits for the client's delayed ACK, ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -25,6 +25,7 @@ from skimage import data
 
 from fakes import FAKE_MODEL
 from invertornot_ssg.cli import main
+from invertornot_ssg.css import stylesheet
 from invertornot_ssg.engine import Engine, ImageRequest
 from invertornot_ssg.overrides import AutoRecord, Overrides, record_decisions
 from invertornot_ssg.serve import ServeOptions, bind, create_app
@@ -126,6 +127,7 @@ class ImageHost:
 
     def __init__(self, files: dict[str, bytes]):
         self.requests: list[str] = []
+        self.files = files
         host = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -133,7 +135,8 @@ class ImageHost:
                 host.requests.append(self.path)
                 body = files.get(self.path.lstrip("/"))
                 self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "image/png" if body is not None else "text/plain")
+                kind = {"html": "text/html", "css": "text/css"}.get(self.path.rpartition(".")[2], "image/png")
+                self.send_header("Content-Type", kind if body is not None else "text/plain")
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
                 self.wfile.write(body or b"")
@@ -352,10 +355,68 @@ def test_cors_is_off_unless_origins_are_given(tmp_path, fake_embedder):
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_cli_refuses_a_short_token_and_warns_off_loopback(tmp_path, capsys):
+def test_cli_refuses_a_short_token(tmp_path, capsys):
     (tmp_path / "token").write_text("short\n")
     assert main(["serve", "--store", str(tmp_path / "s"), "--token-file", str(tmp_path / "token")]) == 2
     assert "at least 16 characters" in capsys.readouterr().err
+
+
+def test_cli_warns_when_bound_off_loopback(tmp_path, capsys):
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes, then the bind fails.
+    assert main(["serve", "--store", str(tmp_path / "s"), "--host", "192.0.2.1", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "192.0.2.1, not a loopback address" in err and "cannot listen on 192.0.2.1:0" in err
+
+
+def test_cli_names_the_extra_when_it_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed: importing it fails
+    assert main(["serve", "--store", str(tmp_path / "s")]) == 2
+    assert "pip install 'invertornot-ssg[serve]'" in capsys.readouterr().err
+
+
+# -- the docs' snippet, in a browser -----------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_docs_snippet_adds_the_build_classes_in_chromium(tmp_path, fake_embedder, browser):
+    """The snippet in docs/serve.md, as written, on a page of another origin: images the build did
+    not decide (also one added later) get the build's classes, and the site's stylesheet styles them."""
+    snippet = re.search(r"```html\n(.*?)```", (REPO / "docs" / "serve.md").read_text(), re.S).group(1)
+    labeled, photo, later = encoded(plot(40), "PNG"), encoded(Image.fromarray(data.coffee()), "PNG"), \
+        encoded(Image.fromarray(data.astronaut()), "PNG")
+    overrides = tmp_path / "invertornot.yml"
+    record_decisions(overrides, {"img/plot.png": AutoRecord(sha1(labeled), None, None, None, "default", "x")},
+                     labels={"img/plot.png": "invert"})
+    host = ImageHost({"plot.png": labeled, "photo.png": photo, "later.png": later, "built.png": encoded(plot(41), "PNG"),
+                      "invertornot.css": stylesheet(Settings()).encode()})
+    try:
+        with running(fake_settings(tmp_path), tmp_path, cors=(host.url,), trusted_networks=("127.0.0.1/32",)) as (api, _):
+            assert api != host.url  # another origin: the browser checks CORS
+            page_html = f"""<!doctype html><html><head><link rel="stylesheet" href="/invertornot.css"></head><body>
+<img id="labeled" src="/plot.png"> <img id="photo" src="/photo.png">
+<img id="built" class="invert-auto" src="/built.png">
+<script>setTimeout(() => {{ const i = new Image(); i.id = "later"; i.src = "/later.png";
+  const p = document.createElement("p"); p.append(i); document.body.append(p); }}, 200);</script>
+{snippet.replace('"http://127.0.0.1:8765"', json.dumps(api))}</body></html>"""
+            host.files["page.html"] = page_html.encode()
+            page = browser.new_page(color_scheme="dark")
+            try:
+                page.goto(f"{host.url}/page.html")
+                page.wait_for_function("['labeled', 'photo', 'later'].every("
+                                       "(id) => document.getElementById(id).className !== '')", timeout=30_000)
+                classes = page.evaluate("Object.fromEntries([...document.images].map((i) => [i.id, i.className]))")
+                filters = page.evaluate("Object.fromEntries([...document.images].map((i) => [i.id, getComputedStyle(i).filter]))")
+                confidence = page.evaluate("document.getElementById('photo').dataset.invertornot")
+            finally:
+                page.close()
+    finally:
+        host.close()
+    assert classes == {"labeled": "invert", "photo": "invert-not-auto", "later": "invert-not-auto", "built": "invert-auto"}
+    assert "invert(1)" in filters["labeled"] and "invert(1)" in filters["built"]
+    assert filters["photo"].startswith("brightness(") and filters["later"].startswith("brightness(")  # (fading in)
+    assert confidence == "keep"
+    # The browser loaded every image; the server fetched only those the build had not decided.
+    assert host.requests.count("/plot.png") == 2 and host.requests.count("/built.png") == 1
 
 
 # -- end to end, real embedder ----------------------------------------------------------------
