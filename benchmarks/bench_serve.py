@@ -104,11 +104,11 @@ def start_server(store: Path) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-m", "invertornot_ssg.cli", "serve", "--store", str(store), "--host", HOST, "--port", "0"],
         cwd=store.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    line = server.stdout.readline()
-    found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-    if not found:
-        server.kill()
-        raise SystemExit(f"the server did not start: {line}{server.stdout.read()}")
+    seen = []  # the model loads first (warnings may come), then the address is printed
+    while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1] if seen else "")):
+        seen.append(server.stdout.readline())
+        if not seen[-1] and server.poll() is not None:
+            raise SystemExit("the server did not start:\n" + "".join(seen))
     port = int(found.group(1))
     started = time.perf_counter()
     while True:  # the model loads before the first answer

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import socket
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,7 @@ def serve(settings: Settings, base_dir: Path, options: ServeOptions, logger: log
                        " (and make it fetch URLs); put it behind a proxy with limits if that is not meant",
                        options.host)
     app = create_app(settings, base_dir, options, logger)
+    app.state.decider.load()  # here, so that a bad store, head or model is a one-line error
     try:
         sock = bind(options.host, options.port)
     except OSError as exc:
@@ -233,10 +235,16 @@ def serve(settings: Settings, base_dir: Path, options: ServeOptions, logger: log
           f" (store {settings.store}, overrides {settings.overrides or 'none'}); Ctrl-C stops", flush=True)
     access = logger.isEnabledFor(logging.INFO)
     config = uvicorn.Config(app, log_level="info" if access else "warning", access_log=access, lifespan="on")
+    server = uvicorn.Server(config)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
+    except SystemExit:  # uvicorn's way to say that the start failed; it logged why
+        pass
     finally:
         sock.close()
+    if not server.started:
+        print("invertornot-ssg: error: the server did not start (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -88,18 +88,21 @@ class Decider:
 
     # -- life ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the model and head once, before the first request."""
-        def load() -> None:
-            engine = self.engine
-            engine.load_embedder()
-            engine.head  # noqa: B018  (loads it; importing scikit-learn takes seconds)
-            # What the engine's version and label fingerprints are read from: cheap to stat.
-            heads = [p for path in engine._head_candidates() for p in (path, path.with_suffix(".json"))]
-            self._watched = [p for p in [engine.overrides_path, *heads] if p is not None]
-            self.version = engine.version
+    def load(self) -> None:
+        """Open the store, load the head and the model (once: the engine keeps them). Raises
+        InvertOrNotError (ConfigError, StoreError, ModelUnavailableError) when one cannot be."""
+        engine = self.engine
+        engine.store  # noqa: B018  (opens it)
+        engine.head  # noqa: B018  (loads it; importing scikit-learn takes seconds)
+        engine.load_embedder()
+        # What the engine's version and label fingerprints are read from: cheap to stat.
+        heads = [p for path in engine._head_candidates() for p in (path, path.with_suffix(".json"))]
+        self._watched = [p for p in [engine.overrides_path, *heads] if p is not None]
+        self.version = engine.version
 
-        await self._in_engine(load)
+    async def start(self) -> None:
+        """Before the first request: load (if `serve` did not already), start batching."""
+        await self._in_engine(self.load)
         self._queue = asyncio.Queue()
         self._batching = asyncio.create_task(self._batch_forever())
 

@@ -368,6 +368,14 @@ def test_cli_warns_when_bound_off_loopback(tmp_path, capsys):
     assert "192.0.2.1, not a loopback address" in err and "cannot listen on 192.0.2.1:0" in err
 
 
+def test_cli_fails_when_the_head_cannot_load(tmp_path, capsys, fake_embedder):
+    (tmp_path / "bad.skops").write_bytes(b"not a head")
+    assert main(["serve", "--store", str(tmp_path / "s"), "--model", FAKE_MODEL, "--port", "0",
+                 "--head", str(tmp_path / "bad.skops")]) == 2
+    err = capsys.readouterr().err
+    assert "error: head:" in err and "Traceback" not in err
+
+
 def test_cli_names_the_extra_when_it_is_missing(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed: importing it fails
     assert main(["serve", "--store", str(tmp_path / "s")]) == 2
@@ -433,9 +441,10 @@ def test_the_serve_command_decides_as_classify_does(tmp_path):
         [sys.executable, "-m", "invertornot_ssg.cli", "serve", "--store", str(tmp_path / "serve-store"),
          "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        line = server.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        assert found, line
+        seen = []  # the model loads first (warnings may come), then the address is printed
+        while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1] if seen else "")):
+            seen.append(server.stdout.readline())
+            assert seen[-1] or server.poll() is None, "".join(seen)
         url = f"http://127.0.0.1:{found.group(1)}"
         deadline = time.monotonic() + 180
         while True:  # the socket listens at once; the model loads before the first answer
