@@ -51,9 +51,15 @@ class ServeOptions:
     trusted_networks: tuple[str, ...] = ()  # URL fetches allowed there even so (tests: 127.0.0.1/32)
     batch_window: float = 0.005  # seconds a batch waits for more requests once the first arrived
 
+    def __post_init__(self) -> None:
+        if self.max_images < 1:
+            raise ConfigError(f"--max-images: must be at least 1, got {self.max_images}")
+        if self.max_request_bytes < 1024:
+            raise ConfigError(f"--max-request-mb: must allow at least 1 KiB, got {self.max_request_bytes} bytes")
+
 
 def read_token(path: Path) -> str:
-    """The correction token from a file (its first line, stripped); empty or unreadable is an error."""
+    """The correction token: the file's text, stripped; a short or unreadable one is an error."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:

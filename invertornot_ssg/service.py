@@ -154,7 +154,8 @@ class Decider:
                 continue
             result = fetched[target]
             if result.path is None:
-                out[i] = self._error(f"Failed to fetch image from URL: {result.problem}", url=url)
+                problem = (result.problem or "").removeprefix("was not fetched: ")
+                out[i] = self._error(f"Failed to fetch image from URL ({problem})", url=url)
                 continue
             remembered = self._remembered(result.path.stem)  # the cache names files by their sha1
             if remembered is not None:
