@@ -126,12 +126,13 @@ class Decider:
         out: list[Outcome | None] = [None] * len(contents)
         new: dict[str, bytes] = {}
         todo: list[tuple[int, str]] = []
+        remembered = self._remembered()
         for i, (data, _content_type) in enumerate(contents):
             if not data:
                 out[i] = self._error("No image provided")
                 continue
             sha1 = hashlib.sha1(data).hexdigest()
-            out[i] = self._remembered(sha1)
+            out[i] = remembered.get(sha1)
             if out[i] is None:
                 new[sha1] = data
                 todo.append((i, sha1))
@@ -148,6 +149,7 @@ class Decider:
         fetched = await asyncio.to_thread(self.fetcher.fetch_all, [u for u in normal if u])
         out: list[Outcome | None] = [None] * len(urls)
         todo: list[tuple[int, Path, str]] = []
+        remembered = self._remembered()
         for i, (url, target) in enumerate(zip(urls, normal)):
             if target is None:
                 out[i] = self._error("not an http(s) URL", url=url)
@@ -157,9 +159,9 @@ class Decider:
                 problem = (result.problem or "").removeprefix("was not fetched: ")
                 out[i] = self._error(f"Failed to fetch image from URL ({problem})", url=url)
                 continue
-            remembered = self._remembered(result.path.stem)  # the cache names files by their sha1
-            if remembered is not None:
-                out[i] = remembered.at(url)
+            known = remembered.get(result.path.stem)  # the cache names files by their sha1
+            if known is not None:
+                out[i] = known.at(url)
             else:
                 todo.append((i, result.path, target))
         for (i, _, _), outcome in zip(todo, await self._classify([(path, url) for _, path, url in todo])):
@@ -170,12 +172,13 @@ class Decider:
         """Images known by content: from memory, else classified again from the store's file."""
         out: list[Outcome | None] = [None] * len(sha1s)
         misses: dict[str, list[int]] = {}
+        remembered = self._remembered()
         for i, given in enumerate(sha1s):
             sha1 = given.strip().lower()
             if len(sha1) != 40 or any(c not in "0123456789abcdef" for c in sha1):
                 out[i] = self._error("not a SHA-1 hash (40 hexadecimal digits)", sha1=given)
             else:
-                out[i] = self._remembered(sha1)
+                out[i] = remembered.get(sha1)
                 if out[i] is None:
                     misses.setdefault(sha1, []).append(i)
         if misses:
@@ -308,12 +311,13 @@ class Decider:
         """Size and mtime of every file the engine's decisions depend on but the store does not hold."""
         return tuple(file_signature(path) for path in self._watched)
 
-    def _remembered(self, sha1: str) -> Outcome | None:
+    def _remembered(self) -> collections.OrderedDict[str, Outcome]:
+        """The answers kept by sha1, emptied first if a file they depend on changed (once a request)."""
         token = self._token()
         if token != self._memory_token:
             self._memory.clear()
             self._memory_token = token
-        return self._memory.get(sha1)
+        return self._memory
 
     def _remember(self, outcomes: list[Outcome], token: tuple) -> None:
         """Keep decided outcomes, if the files they were decided under are still those of now."""
