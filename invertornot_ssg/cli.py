@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(review, overrides=False)
     review.set_defaults(run=run_review)
 
+    serve = sub.add_parser("serve", help="an InvertOrNot-compatible HTTP API over this site's store, labels and head")
+    serve.add_argument("--overrides", default=Settings().overrides, metavar="FILE",
+                       help="the site's overrides YAML: its labels win; corrections are written there"
+                       " (default: invertornot.yml)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: a free one)")
+    serve.add_argument("--cors", nargs="+", default=[], metavar="ORIGIN",
+                       help="origins whose pages may call the API from a browser, e.g. https://example.org (default: none)")
+    serve.add_argument("--token-file", default="", metavar="F",
+                       help="a file holding the token that POST /api/correction needs (default: corrections off)")
+    serve.add_argument("--max-images", type=int, default=250, help="images per request (default: 250)")
+    serve.add_argument("--max-request-mb", type=float, default=64, help="request body size limit (default: 64 MiB)")
+    serve.add_argument("--remote-allow-private", action="store_true",
+                       help="let /api/url fetch from loopback and private addresses (default: refused)")
+    _add_common(serve, overrides=False)
+    serve.set_defaults(run=run_serve)
+
     apply = sub.add_parser(
         "apply",
         help="classify the images of an already-built site directory and rewrite its pages in place",
@@ -250,6 +267,18 @@ def run_review(args: argparse.Namespace) -> int:
     from .review import serve
 
     return serve(_settings(args), Path.cwd(), port=args.port, open_browser=not args.no_browser, logger=log)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .serve import ServeOptions, read_token, serve
+
+    options = ServeOptions(
+        host=args.host, port=args.port, cors=tuple(args.cors), max_images=args.max_images,
+        max_request_bytes=int(args.max_request_mb * 2**20),
+        token=read_token(Path(args.token_file)) if args.token_file else None,
+    )
+    settings = _settings(args, write_overrides=False, remote_allow_private=args.remote_allow_private)
+    return serve(settings, Path.cwd(), options, logger=log)
 
 
 def run_apply(args: argparse.Namespace) -> int:
