@@ -377,6 +377,7 @@ class Engine:
 
         # Everything loadable gets an embedding once (the store is shared; retrain needs them).
         known = [s for s in dict.fromkeys(s for s in sha1s if s)]
+        requested = set(known)
         embedded = self.store.embedded(self.embedder_id, known)  # vectors load only for what is decided
         missing = [(i, sha1s[i]) for i in range(len(requests)) if sha1s[i] and sha1s[i] not in embedded]
         load_errors = self._embed_missing([(sha1, requests[i].path) for i, sha1 in missing])
@@ -387,7 +388,10 @@ class Engine:
         embedded |= fresh
 
         undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in embedded}
-        auto = self._decide_auto(undecided, site_labels, version)
+        # Only this build's labeled images lend their vectors (near-duplicates, kNN): a label whose
+        # image the store saw in an earlier build would make the decisions depend on the store.
+        lending = {s: label for s, label in site_labels.items() if s in embedded and s in requested}
+        auto = self._decide_auto(undecided, lending, version)
 
         results = []
         for i, req in enumerate(requests):
@@ -445,8 +449,13 @@ class Engine:
     def _site_labels(
         self, overrides: Overrides, requests: Sequence[ImageRequest], sha1s: Sequence[str | None]
     ) -> dict[str, bool]:
+        """sha1 -> label of every image a person labeled. An entry for an image of this build
+        counts with the content the build found, not the sha1 an earlier build recorded (an
+        entry written by hand has none): the first build must lend the same labels as the next."""
         labels: dict[str, bool] = {}
-        for _path, (label, sha1) in overrides.human_labels().items():
+        found = {req.key: sha1 for req, sha1 in zip(requests, sha1s)}
+        for path, (label, recorded) in overrides.human_labels().items():
+            sha1 = found.get(path, recorded)
             if sha1:  # two entries of one image that disagree: keep wins, the safe side
                 labels[sha1] = labels.get(sha1, True) and label == "invert"
         for req, sha1 in zip(requests, sha1s):
@@ -517,8 +526,14 @@ class Engine:
             described = [j for j, s in enumerate(todo) if is_current(records[s])]  # a file gone since: no head
             if head is not None and described:
                 stats = np.vstack([records[todo[j]].stats for j in described])
-                for j, p in zip(described, head.p_invert(matrix[described], stats)):
-                    p_head[j] = float(p)
+                try:
+                    for j, p in zip(described, head.p_invert(matrix[described], stats)):
+                        p_head[j] = float(p)
+                except HeadError as exc:  # made for vectors of another size: as if it failed to load
+                    if self.settings.head:
+                        raise ConfigError(f"head: {exc}") from None
+                    self.log.warning("%s; deciding without it", exc)
+                    self._head = head = None
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
             new = {}

@@ -229,3 +229,33 @@ def test_a_deflate_bomb_is_refused_from_the_zip_directory(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2**20  # nothing was inflated (the file alone is read once for its digest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crafted", ["list", "wide", "bomb"])
+def test_classify_with_a_crafted_head_fails_with_a_message_naming_it(tmp_path, crafted):
+    """The `classify` command given each crafted head: an error naming the file, no traceback."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{crafted}.skops"
+    if crafted == "list":
+        save_as_head([1, 2, 3], path)
+        expected = "holds a builtins.list"
+    elif crafted == "wide":  # fits the statistics, but vectors of 100 where the embedder gives 1280
+        save_as_head(LogisticRegression().fit(rng.random((40, 100 + len(STAT_NAMES))), np.arange(40) % 2 == 0), path)
+        expected = f"takes {100 + len(STAT_NAMES)} features, but efficientnet-lite0.prep2 and the statistics give"
+    else:
+        deflate_bomb(path)
+        expected = "refused, it would expand to 3,072 MiB"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "invertornot_ssg.cli", "classify", str(tmp_path / "a.png"), "--head", str(path),
+         "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert f"{path}: {expected}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
