@@ -144,11 +144,14 @@ def chart() -> Image.Image:
 
 @pytest.mark.slow
 def test_mkdocs_build_with_every_crafted_svg_beside_a_good_image(tmp_path):
+    """...and an <img> whose src is 100 KB long, whose warning is shortened (issue 34)."""
     docs = tmp_path / "docs"
     write_crafted(docs / "img")
     chart().save(docs / "img" / "good.png")
     lines = ["# Hostile SVGs", "", "![good](img/good.png)", ""]
     lines += [f"![{name}](img/{name})" for name in CRAFTED]
+    long_src = "img/" + "x" * 100_000 + ".png"  # a 100 KB src: its warning is shortened
+    lines += ["", f'<img alt="long" src="{long_src}">']
     (docs / "index.md").write_text("\n".join(lines) + "\n")
     config = tmp_path / "mkdocs.yml"
     config.write_text(f"site_name: hostile svg\nplugins:\n  - invertornot:\n      store: {tmp_path / 'store'}\n")
@@ -167,5 +170,7 @@ def test_mkdocs_build_with_every_crafted_svg_beside_a_good_image(tmp_path):
             assert not mine, mine
         else:
             assert len(mine) == 1 and expected in mine[0], (name, warnings)
+    long = [w for w in warnings if "xxxxxxxxxx" in w]
+    assert len(long) == 1 and len(long[0]) < 1000 and "(100,010 characters)" in long[0], long
     recorded = (tmp_path / "invertornot.yml").read_text()
     assert "img/good.png" in recorded and "img/g250.svg" in recorded
