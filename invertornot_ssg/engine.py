@@ -11,7 +11,7 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ._lazy import np
 
@@ -36,6 +36,7 @@ from .overrides import AutoRecord, Overrides, load_cached, record_decisions
 from .settings import Settings
 from .store import HEADS_DIR, EmbeddingStore, ImageRecord
 
+SITE_LABEL_METHODS = ("explicit", "front-matter", "override")  # what a person said of this site's image
 EMBED_BATCH = 32  # images per model batch and per store write, once the model threads are busy
 EMBED_BATCH_SMALLEST = 8  # the first batches, and those that share out the last images
 
@@ -339,15 +340,19 @@ class Engine:
         # tried again. Images that failed have no label to lend, so the others' results stand.
         retry = [i for i, result in enumerate(results) if result.error]
         if retry:
-            again, _ = self._classify([requests[i] for i in retry], memo=False)
+            # The build's other labeled images lend to them as in a full build.
+            lenders = {r.sha1: bool(r.invert) for r in results if r.sha1 and r.method in SITE_LABEL_METHODS}
+            again, _ = self._classify([requests[i] for i in retry], memo=False, lenders=lenders)
             for i, result in zip(retry, again):
                 results[i] = result
             if any(result.error is None for result in again):
                 self.memo_hit = False  # a new decision for record() to write
         return results, warnings
 
-    def _classify(self, requests: Sequence[ImageRequest], memo: bool) -> tuple[list[ImageResult], list[str]]:
-        """The full path: (results, warnings about the overrides file)."""
+    def _classify(self, requests: Sequence[ImageRequest], memo: bool,
+                  lenders: Mapping[str, bool] | None = None) -> tuple[list[ImageResult], list[str]]:
+        """The full path: (results, warnings about the overrides file). `lenders`: images of the
+        build besides `requests` labeled by a person (sha1 -> invert), for near-duplicates and kNN."""
         overrides = self.load_overrides()
         conflicts = [str(conflict) for conflict in overrides.conflicts()]
         version = self.version
@@ -377,7 +382,6 @@ class Engine:
 
         # Everything loadable gets an embedding once (the store is shared; retrain needs them).
         known = [s for s in dict.fromkeys(s for s in sha1s if s)]
-        requested = set(known)
         embedded = self.store.embedded(self.embedder_id, known)  # vectors load only for what is decided
         missing = [(i, sha1s[i]) for i in range(len(requests)) if sha1s[i] and sha1s[i] not in embedded]
         load_errors = self._embed_missing([(sha1, requests[i].path) for i, sha1 in missing])
@@ -390,7 +394,7 @@ class Engine:
         undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in embedded}
         # Only this build's labeled images lend their vectors (near-duplicates, kNN): a label whose
         # image the store saw in an earlier build would make the decisions depend on the store.
-        lending = {s: label for s, label in site_labels.items() if s in embedded and s in requested}
+        lending = {**(lenders or {}), **{s: label for s, label in site_labels.items() if s in embedded}}
         auto = self._decide_auto(undecided, lending, version)
 
         results = []

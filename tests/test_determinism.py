@@ -115,3 +115,47 @@ def test_a_label_whose_image_left_the_site_lends_nothing_warm_or_fresh(tmp_path)
     cold, cold_classes = build(fresh(root, recorded))
     assert warm == cold and warm_classes == cold_classes
     assert methods(warm)["img/u0.png"] != "near-duplicate"  # l0's label is in the file, its image is not
+
+
+def test_an_image_retried_from_the_build_memo_borrows_as_in_a_full_build(tmp_path, monkeypatch, fake_embedder):
+    """A warm build reuses the last build's results and tries only the images that failed again;
+    one that now loads must be decided with the whole build's labels, not only its own."""
+    from fakes import FAKE_MODEL
+
+    from invertornot_ssg import engine as engine_module
+    from invertornot_ssg.engine import Engine, ImageRequest
+    from invertornot_ssg.images import ImageError
+    from invertornot_ssg.settings import Settings
+
+    make_site(tmp_path, labeled=range(4))
+    img = tmp_path / "docs" / "img"
+    requests = [ImageRequest(img / f"{kind}{i}.png", f"img/{kind}{i}.png") for i in range(4) for kind in "lu"]
+    labels = "version: 1\nimages:\n" + "".join(
+        f"  img/l{i}.png:\n    label: {'keep' if i % 2 == 0 else 'invert'}\n" for i in range(4))
+    failing = {img / "u0.png"}  # fails to load without its file changing (an I/O error, say)
+    real_load = engine_module.load_image
+    monkeypatch.setattr(engine_module, "load_image", lambda path, *a, **k: ImageError(path, "unreadable", "I/O error")
+                        if path in failing else real_load(path, *a, **k))
+    retried = []
+    real_classify = Engine._classify
+    monkeypatch.setattr(Engine, "_classify", lambda self, reqs, *a, **k: retried.append(len(reqs)) or real_classify(self, reqs, *a, **k))
+
+    def build(store: str) -> dict:
+        engine = Engine(Settings(store=store, overrides="invertornot.yml", model=FAKE_MODEL), tmp_path)
+        results = engine.classify(requests, memo=True)
+        engine.record(results)
+        engine.store.close()
+        return {r.request.key: (r.method, r.invert) for r in results}
+
+    (tmp_path / "invertornot.yml").write_text(labels)
+    build("store")
+    build("store")  # the same results: this one leaves a build memo
+    failing.clear()
+    retried.clear()
+    after_retry = build("store")
+    assert retried == [1]  # the memo's results, with u0 tried again alone
+
+    (tmp_path / "invertornot.yml").write_text(labels)
+    full = build("fresh-store")
+    assert after_retry == full
+    assert full["img/u0.png"] == ("near-duplicate", False)  # l0, a chart, is labeled keep
