@@ -11,7 +11,7 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ._lazy import np
 
@@ -36,6 +36,7 @@ from .overrides import AutoRecord, Overrides, load_cached, record_decisions
 from .settings import Settings
 from .store import HEADS_DIR, EmbeddingStore, ImageRecord
 
+SITE_LABEL_METHODS = ("explicit", "front-matter", "override")  # what a person said of this site's image
 EMBED_BATCH = 32  # images per model batch and per store write, once the model threads are busy
 EMBED_BATCH_SMALLEST = 8  # the first batches, and those that share out the last images
 
@@ -350,15 +351,19 @@ class Engine:
         # tried again. Images that failed have no label to lend, so the others' results stand.
         retry = [i for i, result in enumerate(results) if result.error]
         if retry:
-            again, _ = self._classify([requests[i] for i in retry], memo=False)
+            # The build's other labeled images lend to them as in a full build.
+            lenders = {r.sha1: bool(r.invert) for r in results if r.sha1 and r.method in SITE_LABEL_METHODS}
+            again, _ = self._classify([requests[i] for i in retry], memo=False, lenders=lenders)
             for i, result in zip(retry, again):
                 results[i] = result
             if any(result.error is None for result in again):
                 self.memo_hit = False  # a new decision for record() to write
         return results, warnings
 
-    def _classify(self, requests: Sequence[ImageRequest], memo: bool) -> tuple[list[ImageResult], list[str]]:
-        """The full path: (results, warnings about the overrides file)."""
+    def _classify(self, requests: Sequence[ImageRequest], memo: bool,
+                  lenders: Mapping[str, bool] | None = None) -> tuple[list[ImageResult], list[str]]:
+        """The full path: (results, warnings about the overrides file). `lenders`: images of the
+        build besides `requests` labeled by a person (sha1 -> invert), for near-duplicates and kNN."""
         overrides = self.load_overrides()
         conflicts = [str(conflict) for conflict in overrides.conflicts()]
         version = self.version
@@ -398,7 +403,10 @@ class Engine:
         embedded |= fresh
 
         undecided = {s: requests[i].path for i, s in enumerate(sha1s) if s and i not in human and s in embedded}
-        auto = self._decide_auto(undecided, site_labels, version)
+        # Only this build's labeled images lend their vectors (near-duplicates, kNN): a label whose
+        # image the store saw in an earlier build would make the decisions depend on the store.
+        lending = {**(lenders or {}), **{s: label for s, label in site_labels.items() if s in embedded}}
+        auto = self._decide_auto(undecided, lending, version)
 
         results = []
         for i, req in enumerate(requests):
@@ -456,8 +464,13 @@ class Engine:
     def _site_labels(
         self, overrides: Overrides, requests: Sequence[ImageRequest], sha1s: Sequence[str | None]
     ) -> dict[str, bool]:
+        """sha1 -> label of every image a person labeled. An entry for an image of this build
+        counts with the content the build found, not the sha1 an earlier build recorded (an
+        entry written by hand has none): the first build must lend the same labels as the next."""
         labels: dict[str, bool] = {}
-        for _path, (label, sha1) in overrides.human_labels().items():
+        found = {req.key: sha1 for req, sha1 in zip(requests, sha1s)}
+        for path, (label, recorded) in overrides.human_labels().items():
+            sha1 = found.get(path, recorded)
             if sha1:  # two entries of one image that disagree: keep wins, the safe side
                 labels[sha1] = labels.get(sha1, True) and label == "invert"
         for req, sha1 in zip(requests, sha1s):
@@ -528,8 +541,14 @@ class Engine:
             described = [j for j, s in enumerate(todo) if is_current(records[s])]  # a file gone since: no head
             if head is not None and described:
                 stats = np.vstack([records[todo[j]].stats for j in described])
-                for j, p in zip(described, head.p_invert(matrix[described], stats)):
-                    p_head[j] = float(p)
+                try:
+                    for j, p in zip(described, head.p_invert(matrix[described], stats)):
+                        p_head[j] = float(p)
+                except HeadError as exc:  # made for vectors of another size: as if it failed to load
+                    if self.settings.head:
+                        raise ConfigError(f"head: {exc}") from None
+                    self.log.warning("%s; deciding without it", exc)
+                    self._head = head = None
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
             new = {}

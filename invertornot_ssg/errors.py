@@ -19,3 +19,10 @@ class StoreError(InvertOrNotError):
 
 class ModelUnavailableError(InvertOrNotError):
     """An embedder's weights or package are missing; the message says how to provide them."""
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """`text` cut to about `limit` characters for a message: a 100 KB `src` must not make a 200 KB log line."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 40]}… ({len(text):,} characters)"

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from .images import STAT_NAMES
 # skops refuses to load any type not on this list; a RandomForest needs only sklearn's Tree.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
 HEAD_SUFFIX = ".skops"
+# A head is a zip that skops inflates whole into memory: refuse one that would expand past this
+# (the shipped head expands to 15 MB). Checked from the zip's directory before skops reads it.
+MAX_HEAD_BYTES = 512 * 2**20
+MAX_HEAD_MEMBERS = 100_000
 
 
 class HeadError(InvertOrNotError):
@@ -34,6 +39,7 @@ class Head:
     stat_names: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     version: str = "unsaved"
+    path: Path | None = None  # the file it was loaded from, for messages
 
     def features(self, vectors: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """`stats` has a column per images.STAT_NAMES; the head takes the ones it was trained on
@@ -46,7 +52,16 @@ class Head:
         """Probability that each image should be inverted."""
         if len(vectors) == 0:
             return np.zeros(0, dtype=np.float64)
-        proba = self.model.predict_proba(self.features(vectors, stats))
+        features = self.features(vectors, stats)
+        expected = getattr(self.model, "n_features_in_", None)
+        if expected is not None and features.shape[1] != expected:
+            # Checked here, where the embedding's size is known: a head trained on another
+            # embedder's vectors would otherwise fail inside scikit-learn with a bare traceback.
+            raise HeadError(
+                f"{self.path or 'the head'}: takes {expected} features, but {self.embedder_id} and the"
+                f" statistics give {features.shape[1]}; train it again with `retrain`"
+            )
+        proba = self.model.predict_proba(features)
         column = list(self.model.classes_).index(True)
         return proba[:, column]
 
@@ -162,6 +177,7 @@ def load_head(path: Path | HeadInfo) -> Head:
 
     info = path if isinstance(path, HeadInfo) else read_head_info(path)
     path = info.path
+    _check_archive(path)
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a damaged zip
@@ -174,7 +190,11 @@ def load_head(path: Path | HeadInfo) -> Head:
     except Exception as exc:  # e.g. saved by an incompatible scikit-learn
         raise HeadError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
     sidecar = info.sidecar
-    stat_columns(sidecar.get("stat_names", ()))  # refuse now, not at the first prediction
+    stat_names = sidecar.get("stat_names", ())
+    if not isinstance(stat_names, list) or not all(isinstance(name, str) for name in stat_names):
+        raise HeadError(f"{path.with_suffix('.json')}: `stat_names` is not a list of names")
+    stat_columns(stat_names)  # refuse now, not at the first prediction
+    _check_model(model, path, bool(sidecar.get("use_embedding", True)), len(stat_names))
     metadata = {k: v for k, v in sidecar.items() if k not in ("version", "embedder", "use_embedding", "stat_names")}
     return Head(
         model=model,
@@ -183,4 +203,47 @@ def load_head(path: Path | HeadInfo) -> Head:
         stat_names=tuple(sidecar.get("stat_names", ())),
         metadata=metadata,
         version=info.version,
+        path=path,
     )
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a head whose zip would inflate past MAX_HEAD_BYTES, from its directory alone
+    (zipfile never inflates a member past the size the directory gives)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise HeadError(f"{path}: not a readable skops file ({exc})") from None
+    if len(members) > MAX_HEAD_MEMBERS:
+        raise HeadError(f"{path}: refused, {len(members):,} files in the archive (at most {MAX_HEAD_MEMBERS:,})")
+    total = sum(member.file_size for member in members)
+    if total > MAX_HEAD_BYTES:
+        raise HeadError(
+            f"{path}: refused, it would expand to {total / 2**20:,.0f} MiB in memory, over the"
+            f" {MAX_HEAD_BYTES // 2**20} MiB a head may take (a zip bomb?)"
+        )
+
+
+def _check_model(model: Any, path: Path, use_embedding: bool, stat_count: int) -> None:
+    """Refuse what skops loaded unless it is a fitted binary classifier the features fit."""
+    from sklearn.base import BaseEstimator, is_classifier
+
+    estimator = isinstance(model, BaseEstimator) and is_classifier(model)
+    if not estimator or not callable(getattr(model, "predict_proba", None)):
+        raise HeadError(f"{path}: holds a {type(model).__module__}.{type(model).__qualname__}, not a"
+                        " scikit-learn classifier with predict_proba")
+    classes = getattr(model, "classes_", None)
+    try:
+        binary = classes is not None and len(classes) == 2 and set(classes.tolist()) == {False, True}
+    except (AttributeError, TypeError):
+        binary = False
+    if not binary:
+        raise HeadError(f"{path}: classes are {classes!r}, not [False, True] (invert or not)")
+    features = getattr(model, "n_features_in_", None)
+    if not isinstance(features, (int, np.integer)):
+        raise HeadError(f"{path}: the classifier is not fitted (no n_features_in_)")
+    if use_embedding and features <= stat_count or not use_embedding and features != stat_count:
+        what = "an embedding and " if use_embedding else ""
+        raise HeadError(f"{path}: takes {features} features, which cannot be {what}the {stat_count}"
+                        " statistics its sidecar names")

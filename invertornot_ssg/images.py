@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Union
 
 from ._lazy import LazyModule, np
-from .errors import ConfigError
+from .errors import ConfigError, shorten
 
 # Pillow is imported on first use (see _lazy): a build whose decisions are all cached decodes nothing.
 Image: Any = LazyModule("PIL.Image")
@@ -34,6 +35,13 @@ ERROR_KINDS = (
 # About 8000x8000: far beyond any web image, and below Pillow's own bomb error (2 x 89 MP).
 DEFAULT_MAX_PIXELS = 64_000_000
 MAX_SVG_BYTES = 32 * 1024 * 1024  # an SVG (or decompressed SVGZ) is parsed whole in memory
+# resvg recurses in native code, ~32 KB of stack per level of nesting, counting each reference
+# (<use>, mask, clip-path, pattern, marker, filter) as a level: 250 levels overflow a thread's
+# default 8 MiB stack and kill the process (SIGSEGV). Files nested deeper than MAX_SVG_DEPTH are
+# refused; the rest render in a thread with SVG_STACK_BYTES of stack (reserved, touched only as used).
+MAX_SVG_DEPTH = 256
+MAX_SVG_ELEMENTS = 200_000  # after expanding references: a <use> fan-out multiplies elements
+SVG_STACK_BYTES = 64 * 1024 * 1024
 STATS_SIDE = 128  # image_stats works on a copy this small: 2 to 3 ms
 NATIVE_CROP = 256  # the native_* statistics look at a centre crop this large, before any downscale
 
@@ -106,6 +114,10 @@ _SVG_UNITS = {  # CSS pixels per unit at 96 dpi; em and ex at resvg's default 16
     "": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0,
     "em": 16.0, "ex": 8.0,
 }
+_URL_REFERENCE = re.compile(r"url\(\s*['\"]?#([^)'\"\s]+)")
+# Elements a reference to which renders nothing nested (a gradient's children are its stops).
+_FLAT_TARGETS = frozenset({"linearGradient", "radialGradient", "stop"})
+_LINKS = frozenset({"a", "animate", "animateMotion", "animateTransform", "set", "script", "discard", "view"})
 _SVG_LENGTH = re.compile(r"\s*([+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(px|pt|pc|mm|cm|in|em|ex|%)?\s*")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
@@ -434,7 +446,7 @@ _SIGNATURES = (
     (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"),
 )
-_UNSUPPORTED_BRANDS = {  # ISO-BMFF brands (bytes 8..12) of formats Pillow cannot read here
+_ISO_BMFF_BRANDS = {  # ISO-BMFF brands (bytes 8..12): of these, Pillow reads AVIF (from 11.2)
     b"heic": "HEIC",
     b"heix": "HEIC",
     b"mif1": "HEIF",
@@ -459,8 +471,11 @@ def _unidentified(fp: BinaryIO, size: int, head: bytes) -> _Reject:
     fmt = _sniff_format(head)
     if fmt:
         return _truncation(fp, size, fmt) or _Reject("unreadable", f"corrupt {fmt} header")
-    if head[4:8] == b"ftyp" and head[8:12] in _UNSUPPORTED_BRANDS:
-        return _Reject("unsupported", f"{_UNSUPPORTED_BRANDS[head[8:12]]} images are not supported")
+    if head[4:8] == b"ftyp" and head[8:12] in _ISO_BMFF_BRANDS:
+        fmt = _ISO_BMFF_BRANDS[head[8:12]]
+        if fmt in RASTER_FORMATS and _pillow_opens(fmt):  # a file Pillow would read, were it whole
+            return _Reject("unreadable", f"corrupt or truncated {fmt} file (no decodable image in it)")
+        return _Reject("unsupported", f"{fmt} images are not supported")
     if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL ")):
         return _Reject("unsupported", "JPEG XL images are not supported")
     if head.startswith(b"%PDF"):
@@ -468,6 +483,12 @@ def _unidentified(fp: BinaryIO, size: int, head: bytes) -> _Reject:
     if _is_text(head):
         return _Reject("not-an-image", f"text, not an image (starts {head[:24].decode('utf-8', 'replace')!r})")
     return _Reject("not-an-image", f"not a recognised image format (starts with bytes {head[:8].hex(' ')})")
+
+
+def _pillow_opens(fmt: str) -> bool:
+    """Whether this Pillow has a plugin that opens `fmt` (AVIF needs Pillow 11.2 with libavif)."""
+    Image.init()
+    return fmt in Image.OPEN
 
 
 def _is_text(head: bytes) -> bool:
@@ -563,27 +584,115 @@ def _render_svg(fp: BinaryIO, max_side: int, max_pixels: int) -> tuple[Image.Ima
     if root.tag not in (f"{_SVG_NS}svg", "svg"):
         raise _Reject("not-an-image", f"XML with root <{root.tag}>, not an SVG")
     _drop_external_references(root, max_pixels)
+    _check_structure(root)
     declared = _svg_size(root)
     if declared:
         scale = min(1.0, max_side / max(declared))
         box = (max(1, round(declared[0] * scale)), max(1, round(declared[1] * scale)))
     else:
         box = (max_side, max_side)  # no usable size: resvg fits its default into this box
-    try:
-        # Always pass a box: without one resvg allocates the declared size and aborts the process.
-        png = resvg_py.svg_to_bytes(
-            svg_string=ET.tostring(root, encoding="unicode"), width=box[0], height=box[1], dpi=96.0
-        )
-    except ValueError as exc:
-        raise _Reject("svg-error", f"SVG cannot be rendered ({exc})") from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # pyo3 turns a Rust panic into PanicException, a BaseException
-        raise _Reject("svg-error", f"SVG renderer failed ({type(exc).__name__}: {exc})") from None
+    # Always pass a box: without one resvg allocates the declared size and aborts the process.
+    png = _rasterize(resvg_py, ET.tostring(root, encoding="unicode"), box)
     image = Image.open(io.BytesIO(png))
     image.load()
     width, height = (max(1, round(declared[0])), max(1, round(declared[1]))) if declared else image.size
     return image.convert("RGBA"), width, height
+
+
+def _rasterize(resvg_py: Any, svg: str, box: tuple[int, int]) -> bytes:
+    """resvg's PNG of `svg`, rendered in a thread with a large stack (see MAX_SVG_DEPTH)."""
+    outcome: list = []
+
+    def render() -> None:
+        try:
+            outcome.append(resvg_py.svg_to_bytes(svg_string=svg, width=box[0], height=box[1], dpi=96.0))
+        except BaseException as exc:  # pyo3 turns a Rust panic into PanicException, a BaseException
+            outcome.append(exc)
+
+    with _STACK_SIZE_LOCK:  # the stack size is process-wide: set it only for this thread's start
+        previous = threading.stack_size(SVG_STACK_BYTES)
+        try:
+            worker = threading.Thread(target=render, name="invertornot-svg", daemon=True)
+            worker.start()
+        finally:
+            threading.stack_size(previous)
+    worker.join()
+    result = outcome[0]
+    if isinstance(result, ValueError):
+        raise _Reject("svg-error", f"SVG cannot be rendered ({shorten(str(result))})")
+    if isinstance(result, BaseException):
+        raise _Reject("svg-error", f"SVG renderer failed ({type(result).__name__}: {shorten(str(result))})")
+    return result
+
+
+_STACK_SIZE_LOCK = threading.Lock()
+
+
+def _check_structure(root: ET.Element) -> None:
+    """Refuse an SVG nested deeper than MAX_SVG_DEPTH or larger than MAX_SVG_ELEMENTS once its
+    references are followed, and one whose references form a loop: what would overflow resvg's
+    stack or run it out of time. Iterative: Python's own recursion limit is ~1,000."""
+    by_id: dict[str, ET.Element] = {}
+    stylesheet_targets: list[str] = []
+    count = 0
+    for element in root.iter():
+        count += 1
+        if count > MAX_SVG_ELEMENTS:
+            raise _Reject("svg-error", f"SVG with more than {MAX_SVG_ELEMENTS:,} elements")
+        element_id = element.get("id")
+        if element_id is not None:
+            by_id.setdefault(element_id, element)
+        if _local_name(element.tag) == "style" and element.text:
+            stylesheet_targets += _URL_REFERENCE.findall(element.text)
+
+    def children(element: ET.Element) -> list[ET.Element]:
+        """The element's children, then what it references (each reference is a level in resvg)."""
+        found = list(element)
+        for name, value in element.attrib.items():
+            if name in _HREFS and _local_name(element.tag) in _LINKS:
+                continue  # a hyperlink or an animation's target: nothing is drawn through it
+            if name in _HREFS:
+                targets = [value.strip()[1:]] if value.strip().startswith("#") else []
+            else:
+                targets = _URL_REFERENCE.findall(value) if "url(" in value else []
+            found += [by_id[t] for t in targets if t in by_id]
+        return found
+
+    # Depth-first, post-order: depth[e] and size[e] count e and everything it draws.
+    depth: dict[ET.Element, int] = {}
+    size: dict[ET.Element, int] = {}
+    on_path: set[ET.Element] = set()
+    stack: list[tuple[ET.Element, list[ET.Element] | None]] = [(root, None)]
+    while stack:
+        element, kids = stack.pop()
+        if kids is None:  # first visit: come back once its children are done
+            if element in depth:
+                continue
+            kids = children(element)
+            on_path.add(element)
+            stack.append((element, kids))
+            for kid in kids:
+                if kid in on_path:
+                    raise _Reject("svg-error", f"SVG whose references form a loop (through <{_local_name(kid.tag)}>)")
+                if kid not in depth:
+                    stack.append((kid, None))
+            continue
+        on_path.discard(element)
+        depth[element] = 1 + max((depth[k] for k in kids), default=0)
+        size[element] = min(1 + sum(size[k] for k in kids), MAX_SVG_ELEMENTS + 1)
+        if depth[element] > MAX_SVG_DEPTH:
+            raise _Reject("svg-error", f"SVG nested more than {MAX_SVG_DEPTH} levels deep (counting references)")
+        if size[element] > MAX_SVG_ELEMENTS:
+            raise _Reject("svg-error", f"SVG with more than {MAX_SVG_ELEMENTS:,} elements once references are followed")
+    # A stylesheet's url(#id) may apply to any element: a bound, each target counted once.
+    nested = [by_id[t] for t in dict.fromkeys(stylesheet_targets) if t in by_id]
+    extra = sum(depth.get(t, 0) for t in nested if _local_name(t.tag) not in _FLAT_TARGETS)
+    if depth[root] + extra > MAX_SVG_DEPTH:
+        raise _Reject("svg-error", f"SVG nested more than {MAX_SVG_DEPTH} levels deep (counting references)")
+
+
+def _local_name(tag: object) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _gunzip(data: bytes) -> bytes:

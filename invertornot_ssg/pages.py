@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .engine import Engine, ImageRequest, ImageResult
+from .errors import shorten
 from .fileio import read_cache, write_cache
 from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
 
@@ -72,13 +73,15 @@ class PageBatch:
                     page.remote.append((tag, url))  # fetched for all pages at once in classify()
                 continue
             if resolved.problem:
-                self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, resolved.problem)
+                self.log.warning("%s: image %s %s; tag left unchanged", page_id, shorten(repr(tag.src)),
+                                 shorten(resolved.problem))
                 continue
             page.tags.append((tag, resolved))
         keys_on_page = {resolved.key for _, resolved in page.tags} | {url for _, url in page.remote}
         for key, label in (front_matter or {}).items():
             if key not in keys_on_page:
-                self.log.warning("%s: front matter names %r, which is not an image on this page", page_id, key)
+                self.log.warning("%s: front matter names %s, which is not an image on this page", page_id,
+                                 shorten(repr(key)))
             self._front_matter[key] = label
         self._pages[page_id] = page
 
@@ -119,7 +122,8 @@ class PageBatch:
         for page_id, page, tag, url in pending:
             outcome = fetched[url]
             if outcome.problem or outcome.path is None:
-                self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, outcome.problem)
+                self.log.warning("%s: image %s %s; tag left unchanged", page_id, shorten(repr(tag.src)),
+                                 shorten(str(outcome.problem)))
             else:
                 page.tags.append((tag, Resolved(outcome.path, url)))
         for _, page, _, _ in pending:

@@ -305,6 +305,9 @@ class ReviewServer(http.server.ThreadingHTTPServer):
     """Serves the review page on 127.0.0.1 only. `serve_forever()` in a thread for tests."""
 
     daemon_threads = True
+    # listen()'s backlog: socketserver's default of 5 dropped connections when a page or a
+    # script sent a burst of 100-200 requests before the accept loop caught up.
+    request_queue_size = 256
 
     def __init__(
         self,

@@ -138,3 +138,124 @@ def test_a_site_head_of_an_older_preparation_is_named_in_a_warning(tmp_path, cap
     assert engine.head_info.embedder_id == engine.embedder_id  # still the shipped head, now with a warning
     assert f"this site's head {old} was trained for another model or image preparation" in caplog.text
     assert "`invertornot-ssg retrain`" in caplog.text
+
+
+# --- heads as untrusted input (issue 34): checked before they are used ------------------------
+
+
+def save_as_head(model, path, stat_names=STAT_NAMES, embedder="efficientnet-lite0.prep2"):
+    """Any object written as a head with a valid sidecar, as a pull request could add one."""
+    import skops.io
+
+    skops.io.dump(model, path)
+    sidecar = {"version": content_version(path.read_bytes()), "embedder": embedder,
+               "use_embedding": True, "stat_names": list(stat_names)}
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    return path
+
+
+def test_a_plain_list_is_refused_naming_the_file(tmp_path):
+    path = save_as_head([0.1, 0.2, 0.3], tmp_path / "list.skops")
+    with pytest.raises(HeadError, match=r"list\.skops: holds a builtins\.list, not a scikit-learn classifier"):
+        load_head(path)
+
+
+def test_a_classifier_with_too_few_features_for_its_statistics_is_refused(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    model = LogisticRegression().fit(rng.random((40, 10)), np.arange(40) % 2 == 0)
+    path = save_as_head(model, tmp_path / "narrow.skops")
+    with pytest.raises(HeadError, match=rf"narrow\.skops: takes 10 features, which cannot be an embedding and the {len(STAT_NAMES)} statistics"):
+        load_head(path)
+
+
+def test_a_classifier_of_other_classes_is_refused(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    model = LogisticRegression().fit(rng.random((60, 60)), np.arange(60) % 3)
+    with pytest.raises(HeadError, match=r"three\.skops: classes are .*not \[False, True\]"):
+        load_head(save_as_head(model, tmp_path / "three.skops"))
+
+
+def test_a_head_for_vectors_of_another_size_fails_with_a_message_not_a_traceback(tmp_path):
+    """It loads (the embedding's size is not known before the model runs); the first prediction
+    names the file instead of scikit-learn's bare 'X has 1328 features'."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    width = 100 + len(STAT_NAMES)  # vectors of 100, not the embedder's 1280
+    model = LogisticRegression().fit(rng.random((40, width)), np.arange(40) % 2 == 0)
+    head = load_head(save_as_head(model, tmp_path / "wide.skops"))
+    with pytest.raises(HeadError, match=rf"wide\.skops: takes {width} features, but .* give {1280 + len(STAT_NAMES)}"):
+        head.p_invert(rng.random((3, 1280)).astype(np.float32), rng.random((3, len(STAT_NAMES))))
+
+
+def deflate_bomb(path, gib=3):
+    """A zip whose one member inflates to `gib` GiB of zeros from ~3 MB: the repeated deflate block
+    of 16 MiB of zeros (identical after each full flush), written with a hand-made zip directory."""
+    import struct
+    import zlib
+
+    chunk = bytes(16 * 2**20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert block == packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (gib * 64) + packer.flush()
+    size, name = gib * 2**30, b"bomb.npy"
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 33, 0, len(stream), size, len(name), 0) + name
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 33, 0, len(stream), size, len(name),
+                          0, 0, 0, 0, 0, 0) + name
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local) + len(stream), 0)
+    path.write_bytes(local + stream + central + end)
+    sidecar = {"version": content_version(path.read_bytes()), "embedder": "efficientnet-lite0.prep2"}
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    return path
+
+
+def test_a_deflate_bomb_is_refused_from_the_zip_directory(tmp_path):
+    import tracemalloc
+
+    path = deflate_bomb(tmp_path / "bomb.skops")
+    assert path.stat().st_size < 4 * 2**20
+    with zipfile.ZipFile(path) as archive:  # a well-formed zip that would inflate 3 GiB
+        assert archive.infolist()[0].file_size == 3 * 2**30
+    tracemalloc.start()
+    try:
+        with pytest.raises(HeadError, match=r"bomb\.skops: refused, it would expand to 3,072 MiB in memory"):
+            load_head(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # nothing was inflated (the file alone is read once for its digest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crafted", ["list", "wide", "bomb"])
+def test_classify_with_a_crafted_head_fails_with_a_message_naming_it(tmp_path, crafted):
+    """The `classify` command given each crafted head: an error naming the file, no traceback."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{crafted}.skops"
+    if crafted == "list":
+        save_as_head([1, 2, 3], path)
+        expected = "holds a builtins.list"
+    elif crafted == "wide":  # fits the statistics, but vectors of 100 where the embedder gives 1280
+        save_as_head(LogisticRegression().fit(rng.random((40, 100 + len(STAT_NAMES))), np.arange(40) % 2 == 0), path)
+        expected = f"takes {100 + len(STAT_NAMES)} features, but efficientnet-lite0.prep2 and the statistics give"
+    else:
+        deflate_bomb(path)
+        expected = "refused, it would expand to 3,072 MiB"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "invertornot_ssg.cli", "classify", str(tmp_path / "a.png"), "--head", str(path),
+         "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert f"{path}: {expected}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

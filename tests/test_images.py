@@ -451,6 +451,15 @@ def test_heic_is_unsupported():
     assert "HEIC" in failed(load_image_bytes(heic, "photo.heic"), "unsupported", "photo.heic").message
 
 
+@pytest.mark.parametrize("damage", ["truncated", "zeroed"])
+def test_a_corrupt_avif_is_corrupt_not_unsupported(damage):
+    """Pillow reads AVIF: one it cannot decode is damaged, not of a format we refuse (issue 34)."""
+    data = encode(Image.fromarray(skdata.chelsea()).resize((64, 48)), "AVIF")
+    data = data[: len(data) // 2] if damage == "truncated" else data[:64] + bytes(len(data) - 64)
+    result = failed(load_image_bytes(data, "cat.avif"), "unreadable", "cat.avif")
+    assert "corrupt or truncated AVIF" in result.message and "not supported" not in result.message
+
+
 def png_with_size(width: int, height: int) -> bytes:
     """A 1x1 PNG whose header claims width x height (with a valid CRC): a decompression bomb."""
     data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))

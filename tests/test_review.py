@@ -739,3 +739,40 @@ def test_cli_errors_name_what_is_missing(tmp_path, built, capsys):
         assert "in use" in capsys.readouterr().err
     finally:
         busy.close()
+
+
+def test_a_burst_of_200_connections_waits_in_the_backlog(site):
+    """200 clients connect while the server is not accepting yet (as when a burst outruns the
+    accept loop): the listen backlog holds them all, and each gets its answer once it serves.
+    With socketserver's default backlog of 5, all but a few connects time out."""
+    import socket
+
+    store = EmbeddingStore(site.store_dir)
+    server = ReviewServer(ReviewSite(site.overrides, store, 0.5, 0.2), 0)
+    clients: list[socket.socket] = []
+    thread = None
+    try:
+        for _ in range(200):
+            client = socket.socket()
+            client.settimeout(1)  # a full backlog drops the SYN: the connect times out
+            client.connect(("127.0.0.1", server.port))  # completed by the kernel, into the backlog
+            client.sendall(f"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                           f"X-Review-Token: {server.token}\r\nConnection: close\r\n\r\n".encode())
+            clients.append(client)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        statuses = []
+        for client in clients:
+            client.settimeout(30)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+            statuses.append(answer.split(b" ", 2)[1])
+        assert statuses == [b"200"] * 200
+    finally:
+        for client in clients:
+            client.close()
+        if thread is not None:  # shutdown() waits for a serve_forever() that was started
+            server.shutdown()
+        server.server_close()
+        store.close()
