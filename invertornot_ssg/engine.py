@@ -309,15 +309,18 @@ class Engine:
 
     # -- classify -----------------------------------------------------------------------------
 
-    def classify(self, requests: Sequence[ImageRequest], memo: bool = False) -> list[ImageResult]:
+    def classify(self, requests: Sequence[ImageRequest], memo: bool = False,
+                 whole_site: bool = False) -> list[ImageResult]:
         """Decide every image in one batched pass. Bad images give error results; nothing raises per image.
 
         `memo`: reuse the last build's results when nothing they depend on changed (see buildmemo);
-        for site builds, which repeat the same requests."""
+        for site builds, which repeat the same requests. `whole_site`: the requests are every image
+        of the site (a build), so only their labels lend; otherwise (classify, serve) the site's
+        other labeled images lend too, where the store holds their vectors, as in the site's build."""
         self.embedded = 0
         self.memo_hit = False
         found = self._from_memo(requests) if memo else None
-        results, warnings = found if found is not None else self._classify(requests, memo)
+        results, warnings = found if found is not None else self._classify(requests, memo, whole_site=whole_site)
         for warning in warnings:
             self.log.warning("%s: %s", self.overrides_path, warning)
         for result in results:
@@ -361,7 +364,8 @@ class Engine:
         return results, warnings
 
     def _classify(self, requests: Sequence[ImageRequest], memo: bool,
-                  lenders: Mapping[str, bool] | None = None) -> tuple[list[ImageResult], list[str]]:
+                  lenders: Mapping[str, bool] | None = None,
+                  whole_site: bool = True) -> tuple[list[ImageResult], list[str]]:
         """The full path: (results, warnings about the overrides file). `lenders`: images of the
         build besides `requests` labeled by a person (sha1 -> invert), for near-duplicates and kNN."""
         overrides = self.load_overrides()
@@ -406,6 +410,9 @@ class Engine:
         # Only this build's labeled images lend their vectors (near-duplicates, kNN): a label whose
         # image the store saw in an earlier build would make the decisions depend on the store.
         lending = {**(lenders or {}), **{s: label for s, label in site_labels.items() if s in embedded}}
+        if not whole_site:  # a few of the site's images: its other labeled images lend as in its build
+            others = [s for s in site_labels if s not in lending]
+            lending.update({s: site_labels[s] for s in self.store.embedded(self.embedder_id, others)})
         auto = self._decide_auto(undecided, lending, version)
 
         results = []

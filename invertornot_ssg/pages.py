@@ -101,7 +101,7 @@ class PageBatch:
                     requests[resolved.key] = ImageRequest(resolved.path, resolved.key, label, source)
         if self._scans is not None:
             self._scans.save()
-        results = self.engine.classify(list(requests.values()), memo=True)
+        results = self.engine.classify(list(requests.values()), memo=True, whole_site=True)
         self._results = {r.request.key: r for r in results}
         return results
 
