@@ -97,8 +97,15 @@ def finalized(pelican: Any) -> None:
     else:  # as Pelican's themes link their own CSS: "{{ SITEURL }}/theme/css/main.css"
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
-    run = process_site(engine, resolver, pages, css_href=css_href, logger=log)
+    run = process_site(engine, resolver, pages, css_href=css_href, logger=log, dark_mode=theme_dark_mode(pelican.settings))
     log.info("invertornot: %s", engine.summary(run.results))
+
+
+def theme_dark_mode(pelican_settings: Mapping[str, Any]):
+    """The theme's dark mode, read from its stylesheets (Pelican's default theme has one from 4.12)."""
+    from invertornot_ssg import themes
+
+    return themes.pelican(pelican_settings.get("THEME"))
 
 
 def _engine(settings: "Settings") -> "Engine":
