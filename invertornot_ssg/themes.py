@@ -46,6 +46,15 @@ class Rule:
     media: str | None = None
 
 
+# Themes that write data-theme (Furo on <body>, pydata-sphinx-theme and Docusaurus on <html>): dark
+# when it says so, and when the system is dark while it says neither light nor dark (Furo's
+# "auto", or before the theme's script ran), as Furo's own CSS does.
+DATA_THEME_RULES = (
+    Rule('[data-theme="dark"]'),
+    Rule(':root:not([data-theme="light"]) body:not([data-theme="light"])', MEDIA_DARK),
+)
+
+
 @dataclass(frozen=True)
 class DarkMode:
     """How a site marks its dark mode; `rules` empty: it has none (or none we can see)."""
@@ -178,10 +187,7 @@ def built_site(root: Path, pages: Sequence[Path]) -> DarkMode:
             theme, background = "pydata-sphinx-theme", PYDATA_DARK
         elif "docusaurus" in text.lower():
             theme, background = "docusaurus", DOCUSAURUS_DARK
-        # Furo and pydata-sphinx-theme write data-theme="auto" until the reader picks a scheme:
-        # the system's preference then decides.
-        rules = (Rule('[data-theme="dark"]'), Rule('[data-theme="auto"]', MEDIA_DARK))
-        return DarkMode(theme, rules, background)
+        return DarkMode(theme, DATA_THEME_RULES, background)
     inline = "\n".join(re.findall(r"(?is)<style[^>]*>(.*?)</style>", text))
     found = css_dark_mode("site", [*_css_files([str(root)])], extra=inline)
     if not found.found:
@@ -205,9 +211,7 @@ def css_dark_mode(theme: str, css_files: Iterable[Path], extra: str = "") -> Dar
     rules: list[Rule] = []
     media = bool(_MEDIA_DARK.search(text))
     if _DATA_THEME_DARK.search(text):
-        rules.append(Rule('[data-theme="dark"]'))
-        if media:  # with a data-theme toggle, the system decides only while the reader chose nothing
-            rules += [Rule('[data-theme="auto"]', MEDIA_DARK), Rule(":root:not([data-theme]) body:not([data-theme])", MEDIA_DARK)]
+        rules.extend(DATA_THEME_RULES if media else DATA_THEME_RULES[:1])
     elif media:
         rules.append(Rule("", MEDIA_DARK))
     if not rules:

@@ -80,9 +80,7 @@ def test_pelican_theme_with_a_toggle(tmp_path: Path) -> None:
     (tmp_path / "static" / "css").mkdir(parents=True)
     (tmp_path / "static" / "css" / "main.css").write_text(
         '[data-theme="dark"] body{background:#000}\n@media (prefers-color-scheme: dark){:root:not([data-theme]) body{background:#000}}')
-    assert themes.pelican(tmp_path).rules == (
-        Rule('[data-theme="dark"]'), Rule('[data-theme="auto"]', MEDIA_DARK),
-        Rule(":root:not([data-theme]) body:not([data-theme])", MEDIA_DARK))
+    assert themes.pelican(tmp_path).rules == themes.DATA_THEME_RULES
 
 
 def page(root: Path, name: str, html: str) -> Path:
@@ -102,9 +100,9 @@ def page(root: Path, name: str, html: str) -> Path:
         ('<html data-bs-theme="light"><body>', "bootstrap", ()),
         ('<html data-bs-theme="light"><body><script src="js/darkmode.js"></script>', "bootstrap", (Rule('[data-bs-theme="dark"]'),)),
         ('<html><head><link rel="stylesheet" href="_static/styles/furo.css"></head><body data-theme="auto">', "furo",
-         (Rule('[data-theme="dark"]'), Rule('[data-theme="auto"]', MEDIA_DARK))),
+         themes.DATA_THEME_RULES),
         ('<html data-theme="light"><head><meta name="docusaurus_locale" content="en">', "docusaurus",
-         (Rule('[data-theme="dark"]'), Rule('[data-theme="auto"]', MEDIA_DARK))),
+         themes.DATA_THEME_RULES),
         ("<html><head><style>@media (prefers-color-scheme: dark) { body { background: #000 } }</style>", "site",
          (Rule("", MEDIA_DARK),)),
         ("<html><head><title>plain</title></head><body>", "site", ()),
