@@ -606,8 +606,9 @@ def test_everything_else_is_byte_for_byte_what_mkdocs_wrote(builds: dict) -> Non
     assert changed == len(on)  # every page links the stylesheet
     assert (builds["base"] / "on" / STYLESHEET_URI).is_file()
     assert not (builds["base"] / "off" / STYLESHEET_URI).exists()
-    sample = Settings(dark_selectors=('[data-bs-theme="dark"]',))
-    assert (builds["base"] / "on" / STYLESHEET_URI).read_text() == css.stylesheet(sample)
+    sample = themes.mkdocs("mkdocs", {"color_mode": "auto", "user_color_mode_toggle": True})  # the sample's theme
+    assert sample.rules == (themes.Rule('[data-bs-theme="dark"]'),)
+    assert (builds["base"] / "on" / STYLESHEET_URI).read_text() == css.stylesheet(Settings(), sample)
 
 
 @pytest.mark.slow
