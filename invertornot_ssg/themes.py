@@ -109,7 +109,7 @@ def no_dark_mode_warning(dark_mode: DarkMode) -> str:
         f"no dark mode found ({dark_mode.why}): images get their classes but no dark-mode rule applies,"
         " so every reader sees them as without the plugin. If the site has a dark mode, set"
         " dark_selectors to the selector its theme sets when dark, e.g. ['html.dark'] or"
-        " ['@media (prefers-color-scheme: dark)']"
+        " ['@media (prefers-color-scheme: dark)']; if it has none, dark_selectors: [] silences this"
     )
 
 

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from chromium import need_browser, new_page
 from fakes import FAKE_MODEL, FakeEmbedder
 from invertornot_ssg.contrast import MIN_CONTRAST, contrast_ratio
+from test_dark_mode_browser import MATERIAL_THEME
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,15 +75,7 @@ MKDOCS_THEMES = {
     "mkdocs-auto": "  name: mkdocs\n  color_mode: auto\n  user_color_mode_toggle: true\n",
     "material-light": "  name: material\n",
     "material-slate": "  name: material\n  palette:\n    scheme: slate\n",
-    "material-toggle": """  name: material
-  palette:
-    - media: "(prefers-color-scheme: light)"
-      scheme: default
-      toggle: {icon: material/brightness-4, name: Switch to dark mode}
-    - media: "(prefers-color-scheme: dark)"
-      scheme: slate
-      toggle: {icon: material/brightness-7, name: Switch to light mode}
-""",
+    "material-toggle": MATERIAL_THEME.removeprefix("theme:\n"),  # follows the system, with a toggle
     "readthedocs": "  name: readthedocs\n",
 }
 
