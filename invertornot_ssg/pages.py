@@ -139,9 +139,12 @@ class PageBatch:
             result = self._results.get(resolved.key)
             if result is None or result.invert is None:
                 continue
-            if tag.explicit_label:  # the author's class stays exactly as written
-                if tag.explicit_label == "keep" and self.backdrop(result):
-                    updates[tag.start] = TagUpdate(self.classes.keep, attrs=((BACKDROP_ATTRIBUTE, BACKDROP_VALUE),))
+            if tag.explicit_label:  # the author's class stays exactly as written; only the backdrop changes
+                label = self.classes.keep if tag.explicit_label == "keep" else self.classes.invert
+                if label == self.classes.keep and self.backdrop(result):
+                    updates[tag.start] = TagUpdate(label, attrs=((BACKDROP_ATTRIBUTE, BACKDROP_VALUE),))
+                elif tag.parsed is not None and tag.parsed.first(BACKDROP_ATTRIBUTE) is not None:
+                    updates[tag.start] = TagUpdate(label, remove_attrs=(BACKDROP_ATTRIBUTE,))
                 continue
             updates[tag.start] = self.tag_update(result)
         return rewrite(page.html, updates, page.found) if updates else page.html

@@ -102,3 +102,12 @@ def test_relabeled_images_lose_the_backdrop(site: Path) -> None:
     apply(site)
     found = tags(site)["black-lines.png"]
     assert found["class"] == "invert" and "data-invertornot-backdrop" not in found
+
+
+def test_an_authors_kept_image_loses_a_stale_backdrop(site: Path) -> None:
+    apply(site)
+    assert "data-invertornot-backdrop" in tags(site)["black-lines-kept.png"]
+    Image.new("RGB", (64, 64), "white").save(site / "black-lines-kept.png")  # now opaque: nothing vanishes
+    apply(site)
+    found = tags(site)["black-lines-kept.png"]
+    assert found == {"class": "invert-not", "src": "black-lines-kept.png"}  # as the author wrote it

@@ -180,23 +180,30 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def look(browser, url: str, scheme: str, toggle: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Each image on the page: its pixels (border box), the 12-pixel ring of page around it, and
     the page's background colour, as Chromium renders them with the system in `scheme`."""
-    context, page = new_page(browser, color_scheme=scheme)
+    # Tall enough that no image needs scrolling to: one layout, whole pixels, no fixed header over it
+    context, page = new_page(browser, color_scheme=scheme, viewport={"width": 1280, "height": 1600})
     try:
         page.goto(url, wait_until="load")
         if toggle:  # Material's palette toggle: to the other scheme
             page.locator("form[data-md-component=palette] label:visible").first.click()
             page.wait_for_function("() => document.body.dataset.mdColorScheme === 'slate'")
-        page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        # every image decoded and the web fonts in place, then two frames painted
+        page.evaluate("""async () => {
+            await Promise.all([...document.images].map(i => i.decode().catch(() => null)));
+            await document.fonts.ready;
+            await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        }""")
         page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
         page.mouse.move(0, 0)  # no image hovered
         found = {}
         for name in CLASSES:
             image = page.locator(f'img[alt="{name}"]')
-            image.scroll_into_view_if_needed()
             box = image.bounding_box()
+            assert box["y"] + box["height"] < 1600 - 24, "the page should fit the window"
             margin = 12
-            clip = {"x": box["x"] - margin, "y": box["y"] - margin, "width": box["width"] + 2 * margin,
-                    "height": box["height"] + 2 * margin}
+            x, y = int(box["x"]) - margin, int(box["y"]) - margin
+            clip = {"x": x, "y": y, "width": int(box["x"] + box["width"]) + 1 + margin - x,
+                    "height": int(box["y"] + box["height"]) + 1 + margin - y}
             around = _pixels(page.screenshot(clip=clip, animations="disabled"))
             inner = around[margin:-margin, margin:-margin]
             ring = np.concatenate([around[:margin // 2].reshape(-1, 3), around[-(margin // 2):].reshape(-1, 3)])
@@ -214,12 +221,21 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.2126, 0.7152, 0.0722])
 
 
-def assert_as_without_plugin(browser, sites, case: str, scheme: str) -> None:
-    """Every image's pixels identical to the build without the plugin."""
-    with_plugin, without = look(browser, sites(case, True), scheme), look(browser, sites(case, False), scheme)
-    for name in CLASSES:
-        a, b = with_plugin[name]["pixels"], without[name]["pixels"]
-        assert a.shape == b.shape and np.array_equal(a, b), (case, scheme, name)
+def assert_as_without_plugin(browser, sites, case: str, scheme: str, attempts: int = 3) -> None:
+    """Every image's pixels identical to the build without the plugin. Chromium's anti-aliasing of
+    a rounded frame's corners varies by a level or two between two loads of the very same page
+    (MkDocs' theme), so the two builds are looked at again, a few times, until they agree; an
+    applied filter never does."""
+    for _ in range(attempts):
+        with_plugin, without = look(browser, sites(case, True), scheme), look(browser, sites(case, False), scheme)
+        different = [name for name in CLASSES
+                     if with_plugin[name]["pixels"].shape != without[name]["pixels"].shape
+                     or not np.array_equal(with_plugin[name]["pixels"], without[name]["pixels"])]
+        if not different:
+            return
+    worst = {n: float(np.abs(with_plugin[n]["pixels"] - without[n]["pixels"]).max())
+             if with_plugin[n]["pixels"].shape == without[n]["pixels"].shape else "size" for n in different}
+    pytest.fail(f"{case}, system {scheme}: images differ from the build without the plugin: {worst}")
 
 
 def assert_dark(seen: dict, light: dict, case: str) -> None:
