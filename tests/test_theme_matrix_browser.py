@@ -254,7 +254,10 @@ def assert_dark(seen: dict, light: dict, case: str) -> None:
     assert dark.shape == bright.shape
     assert np.corrcoef(dark, bright)[0, 1] > 0.9, f"{case}: the photograph looks inverted"
 
-    assert line_art_contrast(seen, light) >= MIN_CONTRAST, f"{case}: kept line art vanishes"
+    ratio = line_art_contrast(seen, light)
+    print(f"{case}: page {luminance(page):.3f}, inverted diagram {luminance(diagram).mean():.3f}, frame"
+          f" {luminance(frame).mean():.3f} (luminance); kept line art {ratio:.1f}:1")  # pytest -rP shows it
+    assert ratio >= MIN_CONTRAST, f"{case}: kept line art vanishes"
 
 
 def line_art_contrast(seen: dict, light: dict) -> float:
@@ -304,4 +307,6 @@ def test_material_toggle_to_dark(browser, sites) -> None:
 def test_without_backdrop_kept_line_art_vanishes(browser, sites) -> None:
     """What the backdrop is for: the same page with `backdrop: none` fails the 3:1 measure."""
     light = look(browser, sites("mkdocs-light", False), "light")
-    assert line_art_contrast(look(browser, sites("mkdocs-dark-no-backdrop", True), "dark"), light) < MIN_CONTRAST
+    ratio = line_art_contrast(look(browser, sites("mkdocs-dark-no-backdrop", True), "dark"), light)
+    print(f"mkdocs-dark, backdrop: none: kept line art {ratio:.2f}:1")
+    assert ratio < MIN_CONTRAST
