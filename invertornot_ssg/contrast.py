@@ -35,31 +35,34 @@ def parse_filter(text: str) -> list[tuple[str, float]]:
 
 
 def apply_filter(rgb: Sequence[float], functions: Sequence[tuple[str, float]]) -> tuple[float, float, float]:
-    """One colour (sRGB, 0..1) through CSS filter functions, as the spec's matrices define them."""
+    """One colour (sRGB, 0..1) through CSS filter functions, as the Filter Effects spec defines them."""
     r, g, b = rgb
     for name, amount in functions:
         if name == "invert":
             r, g, b = (amount * (1 - c) + (1 - amount) * c for c in (r, g, b))
         elif name == "brightness":
             r, g, b = (c * amount for c in (r, g, b))
-        elif name == "grayscale":
-            k = 1 - min(max(amount, 0.0), 1.0)
-            r, g, b = (
-                (0.2126 + 0.7874 * k) * r + (0.7152 - 0.7152 * k) * g + (0.0722 - 0.0722 * k) * b,
-                (0.2126 - 0.2126 * k) * r + (0.7152 + 0.2848 * k) * g + (0.0722 - 0.0722 * k) * b,
-                (0.2126 - 0.2126 * k) * r + (0.7152 - 0.7152 * k) * g + (0.0722 + 0.9278 * k) * b,
-            )
-        elif name == "hue-rotate":
-            cos, sin = math.cos(math.radians(amount)), math.sin(math.radians(amount))
-            r, g, b = (
-                (0.213 + cos * 0.787 - sin * 0.213) * r + (0.715 - cos * 0.715 - sin * 0.715) * g + (0.072 - cos * 0.072 + sin * 0.928) * b,
-                (0.213 - cos * 0.213 + sin * 0.143) * r + (0.715 + cos * 0.285 + sin * 0.140) * g + (0.072 - cos * 0.072 - sin * 0.283) * b,
-                (0.213 - cos * 0.213 - sin * 0.787) * r + (0.715 - cos * 0.715 + sin * 0.715) * g + (0.072 + cos * 0.928 + sin * 0.072) * b,
-            )
+        elif name in ("grayscale", "hue-rotate"):
+            matrix = _grayscale(amount) if name == "grayscale" else _hue_rotate(amount)
+            r, g, b = (row[0] * r + row[1] * g + row[2] * b for row in matrix)
         else:
             raise ValueError(f"filter function {name!r} is not modelled")
         r, g, b = (min(max(c, 0.0), 1.0) for c in (r, g, b))
     return r, g, b
+
+
+def _grayscale(amount: float) -> tuple[tuple[float, float, float], ...]:
+    k = 1 - min(max(amount, 0.0), 1.0)
+    return ((0.2126 + 0.7874 * k, 0.7152 - 0.7152 * k, 0.0722 - 0.0722 * k),
+            (0.2126 - 0.2126 * k, 0.7152 + 0.2848 * k, 0.0722 - 0.0722 * k),
+            (0.2126 - 0.2126 * k, 0.7152 - 0.7152 * k, 0.0722 + 0.9278 * k))
+
+
+def _hue_rotate(degrees: float) -> tuple[tuple[float, float, float], ...]:
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    return ((0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928),
+            (0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283),
+            (0.213 - c * 0.213 - s * 0.787, 0.715 - c * 0.715 + s * 0.715, 0.072 + c * 0.928 + s * 0.072))
 
 
 def relative_luminance(rgb: Sequence[float]) -> float:

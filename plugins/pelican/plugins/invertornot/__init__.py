@@ -97,7 +97,8 @@ def finalized(pelican: Any) -> None:
     else:  # as Pelican's themes link their own CSS: "{{ SITEURL }}/theme/css/main.css"
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
-    run = process_site(engine, resolver, pages, css_href=css_href, logger=log, dark_mode=theme_dark_mode(pelican.settings))
+    dark_mode = theme_dark_mode(pelican.settings)
+    run = process_site(engine, resolver, pages, css_href=css_href, logger=log, dark_mode=dark_mode)
     log.info("invertornot: %s", engine.summary(run.results))
 
 
