@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--no-css", action="store_true", help="neither write nor link the stylesheet")
     apply.add_argument(
         "--dark-selector", action="append", dest="dark_selectors", metavar="SELECTOR",
-        help="where the theme's dark mode is on, e.g. '[data-theme=\"dark\"]' (repeatable; default: "
-        + ", ".join(repr(s) for s in Settings().dark_selectors) + ")",
+        help="where the theme's dark mode is on, e.g. '[data-theme=\"dark\"]' (repeatable; default: read it"
+        " from the built pages and their CSS)",
     )
     apply.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     apply.add_argument("--no-record", action="store_true", help="do not record decisions in --overrides FILE")

@@ -1,7 +1,9 @@
 """The dark-mode stylesheet for the configured class names and dark selectors."""
 from __future__ import annotations
 
+from . import themes
 from .settings import Settings
+from .themes import DarkMode
 
 STYLESHEET_NAME = "invertornot.css"
 
@@ -10,79 +12,68 @@ INVERT_FILTER = "grayscale(50%) invert(100%) brightness(95%) hue-rotate(180deg)"
 KEEP_FILTER = "brightness(.85)"  # photos stay photos, a little less glaring; hover shows the original
 
 
-def stylesheet(settings: Settings) -> str:
-    """CSS that inverts diagrams and dims photos under each of `settings.dark_selectors`."""
+BACKDROP_ATTRIBUTE = "data-invertornot-backdrop"  # on kept images whose ink would vanish on the dark page
+
+
+def stylesheet(settings: Settings, dark_mode: DarkMode | None = None) -> str:
+    """CSS that inverts diagrams and dims photos wherever `dark_mode` says the page is dark.
+
+    `dark_mode`: what the theme was found to use (themes.py); None: the user's `dark_selectors`
+    (or no rule at all while those are left to detection). Without a dark mode the file holds only
+    its header: images look exactly as without the plugin."""
+    if dark_mode is None:
+        dark_mode = themes.none("unknown", "no theme read") if themes.is_auto(settings.dark_selectors) \
+            else themes.from_selectors(settings.dark_selectors)
     invert = [_ident(settings.class_invert), _ident(settings.class_invert_auto)]
     keep = [_ident(settings.class_keep), _ident(settings.class_keep_auto)]
-    selectors = [s.strip() for s in settings.dark_selectors if s.strip()]
-    prefixes = [p for s in selectors if not s.startswith("@media") for p in _split_selector_list(s)]
-    # Inside a media query, the OS preference applies only where no toggle has chosen a scheme.
-    # A toggle that writes an attribute (Material: `data-md-color-scheme` on <body>; other themes
-    # put theirs on <html>) has chosen once that attribute exists, whatever its value.
-    chosen = "".join(f":not([{name}])" for name in _attribute_names(prefixes))
-    media_scope = [f":root{chosen} body{chosen}"] if chosen else [""]
-
-    blocks = [_header(invert, keep)]
-    for selector in selectors:
-        if selector.startswith("@media"):
-            inner = _rules(media_scope, invert, keep).replace("\n", "\n  ").rstrip(" ")
-            blocks.append(f"{selector} {{\n  {inner}}}\n")
+    blocks = [_header(invert, keep, dark_mode, settings.backdrop)]
+    by_media: dict[str | None, list[str]] = {}  # one block per media query, in order
+    for rule in dark_mode.rules:
+        by_media.setdefault(rule.media, []).append(rule.selector)
+    for media, prefixes in by_media.items():
+        rules = _rules(prefixes, invert, keep, settings.backdrop)
+        if media:
+            inner = rules.replace("\n", "\n  ").rstrip(" ")
+            blocks.append(f"{media} {{\n  {inner}}}\n")
         else:
-            blocks.append(_rules(_split_selector_list(selector), invert, keep))
+            blocks.append(rules)
     return "\n".join(blocks)
 
 
-def _header(invert: list[str], keep: list[str]) -> str:
+def _header(invert: list[str], keep: list[str], dark_mode: DarkMode, backdrop: str) -> str:
+    where = (f" * Dark mode as {dark_mode.theme} marks it." if dark_mode.found
+             else f" * No dark mode found ({dark_mode.why}): no rule applies; set dark_selectors if the site has one.")
+    paper = (f" * Kept images whose ink would vanish on the dark page ([{BACKDROP_ATTRIBUTE}]) get a {backdrop} backdrop.\n"
+             if backdrop_enabled(backdrop) else "")
     return (
         "/* invertornot-ssg: dark-mode styles for images classified at build time.\n"
-        f" * Inverted (diagrams): .{invert[0]} (set by the author), .{invert[1]} (automatic).\n"
+        f"{where}\n"
+        f" * Inverted (diagrams): .{invert[0]} (set by the author), .{invert[1]} (automatic);\n"
+        " * the theme's frame (padding background, border) is dropped, so it does not invert to a light one.\n"
         f" * Dimmed, original on hover (photos): .{keep[0]} (author), .{keep[1]} (automatic).\n"
+        f"{paper}"
         " * To change them, add your own rules after this file (the same selectors win by order),\n"
         " * or set `css: false` and ship your own stylesheet. */\n"
     )
 
 
-def _rules(prefixes: list[str], invert: list[str], keep: list[str]) -> str:
+def backdrop_enabled(backdrop: str) -> bool:
+    return backdrop.strip().lower() not in ("", "none", "off", "false")
+
+
+def _rules(prefixes: list[str], invert: list[str], keep: list[str], backdrop: str) -> str:
     def selector_list(classes: list[str], suffix: str = "") -> str:
         return ",\n".join(f"{p} img.{c}{suffix}".lstrip() for p in prefixes for c in classes)
 
-    return (
-        f"{selector_list(invert)} {{\n  filter: {INVERT_FILTER};\n}}\n"
+    css = (
+        f"{selector_list(invert)} {{\n  filter: {INVERT_FILTER};\n"
+        "  background-color: transparent;\n  border-color: transparent;\n}\n"
         f"{selector_list(keep)} {{\n  filter: {KEEP_FILTER};\n  transition: filter .3s ease;\n}}\n"
         f"{selector_list(keep, ':hover')} {{\n  filter: none;\n}}\n"
     )
-
-
-def _split_selector_list(selector: str) -> list[str]:
-    """Split `a, b` into its selectors, leaving commas inside brackets, parentheses and quotes."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, c in enumerate(selector):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "\"'":
-            quote = c
-        elif c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(selector[start:i])
-            start = i + 1
-    parts.append(selector[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _attribute_names(selectors: list[str]) -> list[str]:
-    """The attribute names tested by `[name...]` in the selectors, in order, once each."""
-    names: list[str] = []
-    for selector in selectors:
-        for chunk in selector.split("[")[1:]:
-            name = chunk
-            for stop in "=~|^$*] \t":
-                name = name.split(stop, 1)[0]
-            if name and name not in names:
-                names.append(name)
-    return names
+    if backdrop_enabled(backdrop):
+        css += f"{selector_list(keep, f'[{BACKDROP_ATTRIBUTE}]')} {{\n  background-color: {backdrop.strip()};\n}}\n"
+    return css
 
 
 def _ident(name: str) -> str:

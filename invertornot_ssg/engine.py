@@ -15,7 +15,7 @@ from typing import Iterator, Mapping, Sequence
 
 from ._lazy import np
 
-from . import buildmemo, shipped
+from . import buildmemo, contrast, shipped
 from .decisions import LabeledSet, Thresholds, decide_auto, decide_human
 from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, id_slug, input_side
 from .embedders import embedder_id as canonical_embedder_id
@@ -138,6 +138,7 @@ class ImageResult:
     version: str
     cached: bool
     error: str | None
+    ink: tuple | list | None = None  # images.ink_palette of a transparent image (contrast.py); None if opaque
 
     @property
     def human(self) -> bool:
@@ -184,6 +185,9 @@ class Engine:
         self.embedded = 0  # images embedded by the last classify()
         self.memo_hit = False  # whether the last classify() reused the last build's results
         self._memo_signature: tuple[int, int, int] | None = None  # of the overrides file it was checked against
+        # The theme's dark page (themes.DarkMode.background, set by the plugin): an automatic
+        # decision to invert an image whose inverted ink would vanish on it is turned to keep.
+        self.dark_page = contrast.DEFAULT_DARK_PAGE
 
     def resolve(self, path: str) -> Path:
         p = Path(os.path.expanduser(path))
@@ -335,7 +339,7 @@ class Engine:
     def _fingerprint(self, version: str, overrides_digest: str | None) -> str:
         return buildmemo.fingerprint(
             version, self.settings, self.base_dir, self.overrides_path, overrides_digest,
-            file_signature(shipped.manifest_path()),
+            file_signature(shipped.manifest_path()), self.dark_page,
         )
 
     def _from_memo(self, requests: Sequence[ImageRequest]) -> tuple[list[ImageResult], list[str]] | None:
@@ -348,8 +352,8 @@ class Engine:
         saved, warnings = found
         self.memo_hit, self._memo_signature = True, signature  # see record()
         columns = [saved[name] for name in buildmemo.RESULT_COLUMNS]
-        results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error)
-                   for req, sha1, invert, p, confidence, method, cached, error in zip(requests, *columns)]
+        results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error, ink)
+                   for req, sha1, invert, p, confidence, method, cached, error, ink in zip(requests, *columns)]
         # An error may pass without the file changing (permissions, I/O): those images are always
         # tried again. Images that failed have no label to lend, so the others' results stand.
         retry = [i for i, result in enumerate(results) if result.error]
@@ -414,17 +418,22 @@ class Engine:
             others = [s for s in site_labels if s not in lending]
             lending.update({s: site_labels[s] for s in self.store.embedded(self.embedder_id, others)})
         auto = self._decide_auto(undecided, lending, version)
+        inks = self._inks({s: requests[i].path for i, s in enumerate(sha1s) if s and s in embedded})
 
         results = []
         for i, req in enumerate(requests):
             sha1, error = sha1s[i], errors.get(i)
             cached = bool(sha1 and sha1 in embedded and sha1 not in fresh)
+            ink = inks.get(sha1) if sha1 else None
             if i in human:
                 d = human[i]
-                results.append(ImageResult(req, sha1, d.invert, d.p_invert, d.confidence, d.method, version, cached, error))
+                results.append(ImageResult(req, sha1, d.invert, d.p_invert, d.confidence, d.method, version, cached, error, ink))
             elif sha1 in auto:
                 d = auto[sha1]
-                results.append(ImageResult(req, sha1, d["invert"], d["p_invert"], d["confidence"], d["method"], version, cached, None))
+                invert, method = d["invert"], d["method"]
+                if invert and contrast.inversion_vanishes(ink, self.dark_page):
+                    invert, method = False, contrast.METHOD  # light ink on transparency: inverted it turns dark
+                results.append(ImageResult(req, sha1, invert, d["p_invert"], d["confidence"], method, version, cached, None, ink))
             else:
                 results.append(ImageResult(req, sha1, None, None, None, "error", version, False, error or "not classified"))
         if memo and not self._would_record(results, overrides):
@@ -568,6 +577,26 @@ class Engine:
             decided.update(new)
         return decided
 
+    def _inks(self, paths: dict[str, Path]) -> dict[str, object]:
+        """sha1 -> images.ink_palette (None: opaque) of embedded images, from the store; images
+        it has none for (stored by an earlier version) are decoded again, unless their statistics
+        say they are opaque."""
+        if not paths:
+            return {}
+        inks = self.store.get_ink(list(paths))
+        missing = [s for s in paths if s not in inks]
+        if missing:
+            transparency = STAT_NAMES.index("transparency")
+            records = self.store.get_images(missing)
+            fresh = {s: None for s in missing if s in records and is_current(records[s]) and records[s].stats[transparency] == 0}
+            again = [(s, paths[s]) for s in missing if s not in fresh and self._identify(paths[s])[0] == s]
+            for sha1, prepared in self._decoded(again, fit=False, threads=max(1, min(8, _usable_cpus()))):
+                if not isinstance(prepared, ImageError):
+                    fresh[sha1] = prepared.loaded.ink_palette
+            self.store.put_ink(fresh)
+            inks.update(fresh)
+        return inks
+
     def current_records(self, sha1s: Sequence[str], paths: dict[str, Path]) -> dict[str, ImageRecord]:
         """The store's records of these images, described again (decoded, not embedded) where an
         older version wrote fewer statistics than images.STAT_NAMES and a file is at hand."""
@@ -647,6 +676,7 @@ class Engine:
             batch, future = running.popleft()
             vectors = future.result()
             self.store.put_images([_record(sha1, p) for sha1, p in batch])
+            self.store.put_ink({sha1: p.loaded.ink_palette for sha1, p in batch})
             self.store.add_vectors(self.embedder_id, [sha1 for sha1, _ in batch], vectors)
             self.embedded += len(batch)
             written += len(batch)

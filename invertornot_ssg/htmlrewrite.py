@@ -67,11 +67,12 @@ class ImgTag:
 
 @dataclass(frozen=True)
 class TagUpdate:
-    """What to change in one tag: set one class, drop stale ones, set attributes."""
+    """What to change in one tag: set one class, drop stale ones, set attributes, drop attributes."""
 
     add_class: str
     remove_classes: tuple[str, ...] = ()
     attrs: tuple[tuple[str, str], ...] = ()
+    remove_attrs: tuple[str, ...] = ()  # ASCII-lowercase names; every occurrence goes
 
     def __post_init__(self) -> None:
         if not self.add_class or any(c in _WS for c in self.add_class):
@@ -84,6 +85,8 @@ class TagUpdate:
                 raise ValueError(f"attrs: {name!r} is not an attribute name this rewriter may set")
         if len(set(names)) != len(names):
             raise ValueError(f"attrs: duplicate attribute names in {names}")
+        if set(names) & set(self.remove_attrs) or "class" in self.remove_attrs:
+            raise ValueError(f"remove_attrs: {self.remove_attrs} overlaps what is set")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class _Attr:
     """One attribute inside a start tag's text; spans are offsets into that text."""
 
     name: str  # ASCII-lowercased
+    start: int  # where the name starts
     name_end: int
     value: str | None  # raw text, entities not decoded; None for a bare attribute
     value_start: int  # span of the value, inside any quotes
@@ -249,6 +253,11 @@ def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:
         else:
             edits.append(_replace_value(attr, escaped))
 
+    for attr in tag.attrs:
+        if attr.name in update.remove_attrs:  # with the whitespace before it
+            start = attr.start - 1 if attr.start > 0 and raw[attr.start - 1] in _WS else attr.start
+            edits.append((start, False, attr.end, ""))
+
     out, pos = [], 0
     for start, _, end, text in sorted(edits, key=lambda e: e[:2]):  # stable: class first among new ones
         out += [raw[pos:start], text]
@@ -304,9 +313,10 @@ def _scan_attrs(raw: str) -> list[_Attr]:
         name = m.group("name").translate(_ASCII_LOWER)
         group = next((g for g in ("dq", "sq", "uq") if m.start(g) >= 0), None)
         if group is None:
-            attrs.append(_Attr(name, name_end, None, name_end, name_end, False, name_end))
+            attrs.append(_Attr(name, m.start("name"), name_end, None, name_end, name_end, False, name_end))
         else:
-            attrs.append(_Attr(name, name_end, m.group(group), m.start(group), m.end(group), group != "uq", m.end()))
+            attrs.append(_Attr(name, m.start("name"), name_end, m.group(group), m.start(group), m.end(group),
+                               group != "uq", m.end()))
         i = m.end()
     return attrs
 

@@ -140,6 +140,7 @@ class LoadedImage:
     texture: tuple[float, ...] | None = None  # the native_* statistics; None: from `image` instead
     soft_alpha: float = 0.0  # of the visible pixels, the share not fully opaque, before compositing
     dark_page: tuple[float, float, float, float] | None = None  # the dark_page_* statistics; None if opaque
+    ink_palette: tuple | None = None  # ink_palette() of a transparent file (not a head feature); None if opaque
 
 
 @dataclass(frozen=True)
@@ -375,8 +376,36 @@ def _flatten(im: Image.Image, background: RGB, max_side: int) -> tuple[Image.Ima
         pixels = np.asarray(small, dtype=np.float32) / 255.0
         measured["ink"] = _ink_stats(pixels)
         measured["dark_page"] = _dark_page_shift(pixels)
+        measured["ink_palette"] = ink_palette(pixels)
         im = _composited(im, background)
     return im, measured
+
+
+INK_COLOURS = 12  # ink_palette keeps this many colours
+
+
+def ink_palette(pixels: np.ndarray) -> tuple:
+    """What a transparent file draws, for the legibility measure (contrast.py), not the head:
+    (share of pixels the page shows through, ((r, g, b, weight), ...)) with the commonest colours
+    at 4 bits per channel, each the opacity-weighted mean of its pixels (0..255), weight its share
+    of all opacity. RGBA `pixels` in [0, 1], un-composited (Pillow resamples RGBA premultiplied,
+    so a thin line keeps its colour and loses opacity)."""
+    alpha = pixels[..., 3].ravel()
+    rgb = pixels[..., :3].reshape(-1, 3)
+    page = float(np.count_nonzero(alpha < 0.5)) / max(alpha.size, 1)
+    total = float(alpha.sum())
+    if total < 1e-6:
+        return round(page, 4), ()
+    codes = (np.minimum(rgb * 16, 15).astype(np.int32) @ np.array([256, 16, 1], dtype=np.int32))
+    weight = np.bincount(codes, weights=alpha, minlength=4096)
+    colours = []
+    for code in np.argsort(weight)[::-1][:INK_COLOURS]:
+        if weight[code] <= 0:
+            break
+        mask = codes == code
+        mean = (rgb[mask] * alpha[mask, None]).sum(axis=0) / weight[code]
+        colours.append((*(int(round(c * 255)) for c in mean), round(float(weight[code]) / total, 4)))
+    return round(page, 4), tuple(colours)
 
 
 def _composited(im: Image.Image, background: RGB) -> Image.Image:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
+from .contrast import needs_backdrop
+from .css import BACKDROP_ATTRIBUTE, backdrop_enabled
 from .engine import Engine, ImageRequest, ImageResult
 from .errors import shorten
 from .fileio import read_cache, write_cache
@@ -29,6 +31,7 @@ class Resolved:
     problem: str | None = None  # e.g. "outside the docs directory"; the tag is left unchanged
 
 
+BACKDROP_VALUE = "dark-ink"
 Resolver = Callable[[str], Resolved | None]  # None: not ours to touch (remote, data URI, ...)
 
 
@@ -137,10 +140,15 @@ class PageBatch:
         page = self._pages[page_id]
         updates = {}
         for tag, resolved in page.tags:
-            if tag.explicit_label:
-                continue  # the author's class stays exactly as written
             result = self._results.get(resolved.key)
             if result is None or result.invert is None:
+                continue
+            if tag.explicit_label:  # the author's class stays exactly as written; only the backdrop changes
+                label = self.classes.keep if tag.explicit_label == "keep" else self.classes.invert
+                if label == self.classes.keep and self.backdrop(result):
+                    updates[tag.start] = TagUpdate(label, attrs=((BACKDROP_ATTRIBUTE, BACKDROP_VALUE),))
+                elif tag.parsed is not None and tag.parsed.first(BACKDROP_ATTRIBUTE) is not None:
+                    updates[tag.start] = TagUpdate(label, remove_attrs=(BACKDROP_ATTRIBUTE,))
                 continue
             updates[tag.start] = self.tag_update(result)
         return rewrite(page.html, updates, page.found) if updates else page.html
@@ -152,15 +160,23 @@ class PageBatch:
         else:
             add = c.invert_auto if result.invert else c.keep_auto
         confidence = None if result.confidence is None else f"{result.confidence:.2f}"
-        key = (add, bool(result.invert), confidence)
+        backdrop = not result.invert and self.backdrop(result)
+        key = (add, bool(result.invert), confidence, backdrop)
         update = self._updates.get(key)  # a few hundred distinct updates at most: made once each
         if update is None:
             stale = tuple(name for name in (c.invert_auto, c.keep_auto) if name != add)
             attrs = [("data-invertornot", "invert" if result.invert else "keep")]
             if confidence is not None:
                 attrs.append(("data-invertornot-confidence", confidence))
-            update = self._updates[key] = TagUpdate(add_class=add, remove_classes=stale, attrs=tuple(attrs))
+            if backdrop:
+                attrs.append((BACKDROP_ATTRIBUTE, BACKDROP_VALUE))
+            update = self._updates[key] = TagUpdate(add_class=add, remove_classes=stale, attrs=tuple(attrs),
+                                                    remove_attrs=() if backdrop else (BACKDROP_ATTRIBUTE,))
         return update
+
+    def backdrop(self, result: ImageResult) -> bool:
+        """Whether a kept image needs the light backdrop: its ink would vanish on the theme's dark page."""
+        return backdrop_enabled(self.engine.settings.backdrop) and needs_backdrop(result.ink, self.engine.dark_page)
 
     @property
     def results(self) -> Sequence[ImageResult]:

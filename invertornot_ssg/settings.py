@@ -7,7 +7,9 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-DEFAULT_DARK_SELECTORS = ('[data-md-color-scheme="slate"]', "@media (prefers-color-scheme: dark)")
+# "auto": read the theme (themes.py). Any other list names the selectors and always wins.
+DEFAULT_DARK_SELECTORS = ("auto",)
+DEFAULT_BACKDROP = "#ffffff"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Settings:
     css: bool = True
     dark_selectors: tuple[str, ...] = DEFAULT_DARK_SELECTORS
     background: str = "#ffffff"  # page colour that transparent images are composited on
+    # Behind kept images whose ink would vanish on the dark page; "none" (or "") turns it off.
+    backdrop: str = DEFAULT_BACKDROP
     remote: bool = False  # fetch and classify http(s) images (cached in <store>/remote)
     remote_allow_private: bool = False  # let remote images come from loopback/private/link-local addresses
     remote_timeout: float = 10.0  # seconds for one remote image, redirects and download included
@@ -47,6 +51,13 @@ class Settings:
             raise ConfigError("class names: the four class names must differ")
         if not 0.0 < self.remote_timeout <= 600.0:
             raise ConfigError(f"remote_timeout: must be more than 0 and at most 600 seconds, got {self.remote_timeout!r}")
+        if self.backdrop.strip().lower() not in ("", "none", "off", "false"):
+            from .images import parse_color
+
+            try:
+                parse_color(self.backdrop)
+            except ConfigError as exc:
+                raise ConfigError(f"backdrop: {exc}; or 'none' for no backdrop") from None
         if not self.model:
             raise ConfigError("model: must name an embedder, e.g. 'efficientnet-lite0'")
 
@@ -88,9 +99,11 @@ OPTION_HELP: dict[str, str] = {
     "class_invert_auto": "Class written when the model decides to invert.",
     "class_keep_auto": "Class written when the model decides to keep.",
     "css": "Add the stylesheet to the site and link it from every page.",
-    "dark_selectors": "When the stylesheet applies: CSS selectors that match your theme's dark mode, or media "
-                      "queries. The defaults fit Material and themes that follow the system; for MkDocs' own "
-                      "theme use `['[data-bs-theme=\"dark\"]']`.",
+    "dark_selectors": "When the stylesheet applies. `auto`: read from the theme (Material's palette, MkDocs' "
+                      "`color_mode`, the CSS of Pelican's theme, the built pages for `apply`). Otherwise CSS "
+                      "selectors of your theme's dark mode, or media queries, which always win; `[]`: never.",
+    "backdrop": "Colour behind kept transparent images whose dark ink would vanish on the dark page; "
+                "`none`: no backdrop.",
     "background": "Page colour that transparent images are composited on before they are classified.",
     "remote": "Fetch and classify `http(s)` images (cached in the store), with the safeguards of the "
               "robustness page.",

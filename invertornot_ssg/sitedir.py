@@ -23,6 +23,8 @@ from .engine import Engine, ImageResult
 from .fileio import atomic_write
 from .htmlrewrite import ClassNames, find_images, link_stylesheet
 from .pages import PageBatch, Resolved, Resolver
+from . import themes
+from .themes import DarkMode
 
 HTML_SUFFIXES = (".html", ".htm")
 _WEB_SCHEMES = ("http", "https")
@@ -270,14 +272,24 @@ def process_site(
     css_href: Callable[[str], str] | None = None,
     dry_run: bool = False,
     logger: logging.Logger | None = None,
+    dark_mode: DarkMode | None = None,
 ) -> SiteRun:
     """Collect every page's images, classify them in one pass, rewrite and link the stylesheet.
 
     `css_href(page_id)` gives the stylesheet URL for a page; None: no stylesheet (`css: false`).
+    `dark_mode`: what the theme uses (themes.py); None: read from the built pages and their CSS.
+    Either way `dark_selectors`, when set, wins; no dark mode found warns once.
     Changed pages are replaced atomically; `dry_run` writes nothing (neither pages, stylesheet nor
     the overrides file) and only reports. Returns what was (or would be) changed.
     """
     log = logger or engine.log
+    settings = engine.settings
+    if dark_mode is None:
+        dark_mode = themes.built_site(resolver.root, [Path(p.path) for p in pages])
+    dark_mode = themes.choose(settings.dark_selectors, dark_mode)
+    if settings.css and themes.is_auto(settings.dark_selectors) and not dark_mode.found:
+        log.warning("%s", themes.no_dark_mode_warning(dark_mode))
+    engine.dark_page = dark_mode.background
     batch = PageBatch(engine, log)
     texts: dict[str, tuple[Path, str]] = {}
     for page in pages:
@@ -309,7 +321,7 @@ def process_site(
         if not dry_run:
             atomic_write(path, new.encode(*_ENCODING))
     if css_href is not None and not dry_run:
-        run.stylesheet_written = write_stylesheet(resolver.root, stylesheet(engine.settings))
+        run.stylesheet_written = write_stylesheet(resolver.root, stylesheet(engine.settings, dark_mode))
     if not dry_run:
         engine.record(results)
     return run

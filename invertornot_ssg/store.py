@@ -67,6 +67,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED) if isinstance(code, int) else "locked" in str(exc)
 
 
+_INK_TABLE = "CREATE TABLE IF NOT EXISTS ink (sha1 TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS files (
         path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha1 TEXT NOT NULL)""",
@@ -83,6 +84,7 @@ _SCHEMA = (
         version TEXT NOT NULL, sha1 TEXT NOT NULL, data TEXT NOT NULL,
         PRIMARY KEY (version, sha1)) WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    _INK_TABLE,
 )
 
 T = TypeVar("T")
@@ -485,6 +487,38 @@ class EmbeddingStore:
         def write() -> None:
             with self._locked(), self._transaction():
                 self._db.executemany("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?)", data)
+
+        with self._mutex:
+            self._run(write)
+
+    # -- ink: what a transparent image draws (images.ink_palette), for the legibility measure ----
+    # A table of its own, created on first write, so stores of earlier versions (which lack it)
+    # keep working in both directions; an image without a row is described again when needed.
+
+    def get_ink(self, sha1s: Iterable[str]) -> dict[str, Any]:
+        """sha1 -> ink_palette as stored (JSON: a list, or None for an opaque image)."""
+
+        def query() -> dict[str, Any]:
+            try:
+                rows = self._select_in("SELECT sha1, data FROM ink WHERE sha1 IN ({})", (), sha1s)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return {}  # a store written by an earlier version
+                raise
+            return {sha1: json.loads(data) for sha1, data in rows}
+
+        with self._mutex:
+            return self._run(query)
+
+    def put_ink(self, mapping: Mapping[str, Any]) -> None:
+        data = [(sha1, json.dumps(ink)) for sha1, ink in mapping.items()]
+        if not data:
+            return
+
+        def write() -> None:
+            with self._locked(), self._transaction():
+                self._db.execute(_INK_TABLE)
+                self._db.executemany("INSERT OR REPLACE INTO ink VALUES (?, ?)", data)
 
         with self._mutex:
             self._run(write)

@@ -219,6 +219,7 @@ def write_config(root: Path, name: str, plugins: str) -> Path:
     config = root / name
     config.write_text(
         "site_name: bad inputs\n"
+        "theme:\n  name: mkdocs\n  color_mode: auto\n"  # a theme with a dark mode: no warning about that
         "exclude_docs: |\n  img/loop.png\n  img/fifo.png\n"  # MkDocs itself fails on a loop and blocks on a FIFO
         f"plugins:{plugins}\n"
     )

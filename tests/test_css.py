@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from invertornot_ssg.css import INVERT_FILTER, KEEP_FILTER, STYLESHEET_NAME, _ident, stylesheet
+from invertornot_ssg import themes
+from invertornot_ssg.css import BACKDROP_ATTRIBUTE, INVERT_FILTER, KEEP_FILTER, STYLESHEET_NAME, _ident, stylesheet
 from invertornot_ssg.settings import Settings
 
 CLASSES = ("invert", "invert-auto", "invert-not", "invert-not-auto")
+MATERIAL = ('[data-md-color-scheme="slate"]', "@media (prefers-color-scheme: dark)")  # as a user may set them
+# An inverted image drops the theme's frame (padding background, border): inverted, it would be light.
+INVERTED = {"filter": INVERT_FILTER, "background-color": "transparent", "border-color": "transparent"}
 
 
 @dataclass
@@ -87,24 +91,52 @@ def rules(blocks: list[Block]) -> dict[str, dict[str, str]]:
     return out
 
 
-def test_default_stylesheet_covers_every_class_under_every_selector():
-    css = stylesheet(Settings())
+def test_stylesheet_covers_every_class_under_every_selector():
+    css = stylesheet(Settings(dark_selectors=MATERIAL))
     found = rules(parse_css(css))
     slate = '[data-md-color-scheme="slate"]'
     media = "@media (prefers-color-scheme: dark) | :root:not([data-md-color-scheme]) body:not([data-md-color-scheme])"
     for prefix in (slate, media):
         for cls in ("invert", "invert-auto"):
-            assert found[f"{prefix} img.{cls}"] == {"filter": INVERT_FILTER}
+            assert found[f"{prefix} img.{cls}"] == INVERTED
         for cls in ("invert-not", "invert-not-auto"):
             assert found[f"{prefix} img.{cls}"]["filter"] == KEEP_FILTER
             assert "filter" in found[f"{prefix} img.{cls}"]["transition"]
             assert found[f"{prefix} img.{cls}:hover"] == {"filter": "none"}
-    assert len(found) == 2 * 6  # nothing else: no rule outside a dark selector
+            assert found[f"{prefix} img.{cls}[{BACKDROP_ATTRIBUTE}]"] == {"background-color": "#ffffff"}
+    assert len(found) == 2 * 8  # nothing else: no rule outside a dark selector
     assert INVERT_FILTER == "grayscale(50%) invert(100%) brightness(95%) hue-rotate(180deg)"
 
 
+def test_without_a_dark_mode_no_rule_applies():
+    """dark_selectors left to detection and no theme read (or one without a dark mode): the file
+    holds only its header, so every reader sees the images as without the plugin."""
+    for css in (stylesheet(Settings()), stylesheet(Settings(), themes.mkdocs("readthedocs", {})),
+                stylesheet(Settings(dark_selectors=[]))):
+        assert rules(parse_css(css)) == {}
+        assert "no rule applies" in css[: css.index("*/")]
+
+
+def test_backdrop_colour_or_off():
+    found = rules(parse_css(stylesheet(Settings(dark_selectors=["html.dark"], backdrop="#f4f4f0"))))
+    assert found[f"html.dark img.invert-not-auto[{BACKDROP_ATTRIBUTE}]"] == {"background-color": "#f4f4f0"}
+    for off in ("none", ""):
+        css = stylesheet(Settings(dark_selectors=["html.dark"], backdrop=off))
+        assert BACKDROP_ATTRIBUTE not in css and "background-color: #" not in css
+
+
+def test_theme_rules_from_detection():
+    found = rules(parse_css(stylesheet(Settings(), themes.mkdocs("mkdocs", {"color_mode": "auto"}))))
+    assert found['[data-bs-theme="dark"] img.invert-auto'] == INVERTED
+    assert not any("@media" in selector for selector in found)
+    # dark_selectors set by the user win over the theme
+    found = rules(parse_css(stylesheet(Settings(dark_selectors=["html.dark"]),
+                                       themes.choose(["html.dark"], themes.mkdocs("mkdocs", {"color_mode": "auto"})))))
+    assert "html.dark img.invert-auto" in found and not any("bs-theme" in s for s in found)
+
+
 def test_header_says_how_to_override():
-    css = stylesheet(Settings())
+    css = stylesheet(Settings(dark_selectors=MATERIAL))
     assert css.startswith("/*")
     header = css[: css.index("*/")]
     assert "css: false" in header and "after this file" in header
@@ -113,11 +145,11 @@ def test_header_says_how_to_override():
 
 def test_custom_class_names_are_used_and_escaped():
     settings = Settings(class_invert="2col", class_keep="photo.keep", class_invert_auto="ai{x}", class_keep_auto="a*/b")
-    css = stylesheet(settings)
+    css = stylesheet(settings, themes.from_selectors(MATERIAL))
     found = rules(parse_css(css))  # the escapes keep '{', '}' and '*/' from breaking the sheet
     slate = '[data-md-color-scheme="slate"]'
     for name in ("2col", "ai{x}"):
-        assert found[f"{slate} img.{_ident(name)}"] == {"filter": INVERT_FILTER}
+        assert found[f"{slate} img.{_ident(name)}"] == INVERTED
     for name in ("photo.keep", "a*/b"):
         assert found[f"{slate} img.{_ident(name)}:hover"] == {"filter": "none"}
     assert not any(f"img.{c}" in css for c in CLASSES)
@@ -127,7 +159,8 @@ def test_media_only_config_applies_without_scope():
     settings = Settings(dark_selectors=("@media (prefers-color-scheme: dark)",))
     found = rules(parse_css(stylesheet(settings)))
     assert set(found) == {
-        f"@media (prefers-color-scheme: dark) | img.{c}{h}" for c in CLASSES for h in ("", ":hover") if h == "" or "not" in c
+        f"@media (prefers-color-scheme: dark) | img.{c}{h}"
+        for c in CLASSES for h in ("", ":hover", f"[{BACKDROP_ATTRIBUTE}]") if h == "" or "not" in c
     }
 
 
@@ -135,16 +168,16 @@ def test_selector_only_config_has_no_media_block():
     css = stylesheet(Settings(dark_selectors=("html.dark",)))
     found = rules(parse_css(css))
     assert "@media" not in css
-    assert found["html.dark img.invert-auto"] == {"filter": INVERT_FILTER}
+    assert found["html.dark img.invert-auto"] == INVERTED
 
 
 def test_media_block_is_scoped_by_every_attribute_a_toggle_sets():
     settings = Settings(dark_selectors=('html[data-theme="dark"], .dark', "[data-md-color-scheme=slate]", "@media (prefers-color-scheme: dark)"))
     found = rules(parse_css(stylesheet(settings)))
     for prefix in ('html[data-theme="dark"]', ".dark", "[data-md-color-scheme=slate]"):  # a selector list is split
-        assert found[f"{prefix} img.invert-auto"] == {"filter": INVERT_FILTER}
+        assert found[f"{prefix} img.invert-auto"] == INVERTED
     chosen = ":not([data-theme]):not([data-md-color-scheme])"
-    assert found[f"@media (prefers-color-scheme: dark) | :root{chosen} body{chosen} img.invert-auto"] == {"filter": INVERT_FILTER}
+    assert found[f"@media (prefers-color-scheme: dark) | :root{chosen} body{chosen} img.invert-auto"] == INVERTED
 
 
 def test_class_only_toggle_leaves_media_block_unscoped():

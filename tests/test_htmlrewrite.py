@@ -288,6 +288,22 @@ def test_rewrite_without_change_keeps_bytes():
     assert rewrite(html, {}) == html
 
 
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ('<img src=a data-invertornot-backdrop="dark-ink">', '<img src=a class="invert-not-auto">'),
+        ("<img data-invertornot-backdrop src=a>", '<img src=a class="invert-not-auto">'),
+        ("<img\nDATA-INVERTORNOT-BACKDROP=x\tsrc=a data-invertornot-backdrop=y>", '<img\tsrc=a class="invert-not-auto">'),
+        ("<img src=a class=x data-invertornot-backdrop>", '<img src=a class="x invert-not-auto">'),
+    ],
+)
+def test_rewrite_removes_attributes(before, after):
+    """A stale backdrop goes, with the whitespace before it; every occurrence, any case."""
+    update = TagUpdate("invert-not-auto", remove_attrs=("data-invertornot-backdrop",))
+    assert rewrite_all(before, update) == after
+    assert rewrite_all(after, update) == after
+
+
 def test_rewrite_only_touches_the_given_tags():
     html = "<img src=a><p>&amp; text</p><img src=b><img src=c>"
     tags = find_images(html, NAMES)
@@ -312,6 +328,8 @@ def test_rewrite_rejects_offsets_that_are_not_images():
         {"add_class": "a", "attrs": (("data x", "x"),)},
         {"add_class": "a", "attrs": (("data-x>", "x"),)},
         {"add_class": "a", "attrs": (("data-x", "1"), ("DATA-X", "2"))},
+        {"add_class": "a", "attrs": (("data-x", "1"),), "remove_attrs": ("data-x",)},
+        {"add_class": "a", "remove_attrs": ("class",)},
     ],
 )
 def test_tag_update_rejects_bad_input(kwargs):

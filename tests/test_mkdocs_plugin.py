@@ -27,6 +27,7 @@ from invertornot_mkdocs.urls import SiteFiles, page_url_dir
 from invertornot_ssg import css
 from invertornot_ssg.errors import ConfigError
 from invertornot_ssg.htmlrewrite import ClassNames, find_images
+from invertornot_ssg import themes
 from invertornot_ssg.settings import Settings, option_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def test_every_option_reaches_settings() -> None:
         "css": False,
         "dark_selectors": ["html.dark"],
         "background": "#000000",
+        "backdrop": "#eeeeee",
         "remote": True,
         "remote_allow_private": True,
         "remote_timeout": 2.5,
@@ -338,7 +340,8 @@ def test_stylesheet_added_replaced_or_off(tmp_path: Path) -> None:
     config = tiny_site(tmp_path / "a", {"index.md": "# hi\n"})
     build_in_process(config, tmp_path / "a" / "site")
     written = (tmp_path / "a" / "site" / STYLESHEET_URI).read_text()
-    assert written == css.stylesheet(Settings())
+    # MkDocs' theme with its default color_mode (light), no toggle: no dark mode, no rule
+    assert written == css.stylesheet(Settings(), themes.mkdocs("mkdocs", {"color_mode": "light"}))
     assert '<link href="assets/invertornot.css" rel="stylesheet">' in (tmp_path / "a" / "site" / "index.html").read_text()
     # The site's own extra_css comes after ours, so its rules win by order.
     config.write_text(config.read_text() + "extra_css: [extra.css]\n")
@@ -400,7 +403,7 @@ def test_stylesheet_without_file_generated(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delattr(File, "generated", raising=False)
     config = tiny_site(tmp_path, {"index.md": "# hi\n"})
     build_in_process(config, tmp_path / "site")
-    assert (tmp_path / "site" / STYLESHEET_URI).read_text() == css.stylesheet(Settings())
+    assert (tmp_path / "site" / STYLESHEET_URI).read_text() == css.stylesheet(Settings(), themes.mkdocs("mkdocs", {}))
 
 
 # --- real builds of sample_site/mkdocs ------------------------------------------------------------
@@ -638,8 +641,9 @@ def test_everything_else_is_byte_for_byte_what_mkdocs_wrote(builds: dict) -> Non
     assert changed == len(on)  # every page links the stylesheet
     assert (builds["base"] / "on" / STYLESHEET_URI).is_file()
     assert not (builds["base"] / "off" / STYLESHEET_URI).exists()
-    sample = Settings(dark_selectors=('[data-bs-theme="dark"]',))
-    assert (builds["base"] / "on" / STYLESHEET_URI).read_text() == css.stylesheet(sample)
+    sample = themes.mkdocs("mkdocs", {"color_mode": "auto", "user_color_mode_toggle": True})  # the sample's theme
+    assert sample.rules == (themes.Rule('[data-bs-theme="dark"]'),)
+    assert (builds["base"] / "on" / STYLESHEET_URI).read_text() == css.stylesheet(Settings(), sample)
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ PLUGIN_DIR = REPO / "plugins" / "pelican" / "plugins"
 SAMPLES = REPO / "sample_site"
 NAMES = ClassNames.from_settings(Settings())
 OURS = {NAMES.invert, NAMES.keep, NAMES.invert_auto, NAMES.keep_auto}
-DATA_ATTRS = {"data-invertornot", "data-invertornot-confidence"}
+DATA_ATTRS = {"data-invertornot", "data-invertornot-confidence", "data-invertornot-backdrop"}
 
 
 def in_ci() -> bool:
@@ -251,7 +251,10 @@ def test_build_with_absolute_siteurl(pelican_site: Path, monkeypatch: pytest.Mon
     assert set(tags) >= {base + "chelsea.jpg", base + "scan.png", base + "brand-colours.png"}
     assert our_class(tags[base + "scan.png"][0]) == "invert"  # Invert: metadata
     assert our_class(tags[base + "brand-colours.png"][0]) == "invert-not"  # Invert-Not: {static}/...
-    assert raw_tag(photos, "line-art.png") == f'<img alt="Line art" class="invert-not" src="{base}line-art.png">'
+    # The author kept black line art on transparency: its class stays as written, and it gets the
+    # backdrop that keeps it legible on the dark page
+    assert raw_tag(photos, "line-art.png") == (
+        f'<img alt="Line art" class="invert-not" src="{base}line-art.png" data-invertornot-backdrop="dark-ink">')
     assert raw_tag(photos, "logo-light.svg") == f'<img src="{base}logo-light.svg" alt="The project\'s logo">'
     for page in sorted(out.rglob("*.html")):
         html = page.read_text()
@@ -415,7 +418,8 @@ def test_sample_classes(samples: SimpleNamespace, page: str, src: str, expected:
 @pytest.mark.slow
 def test_sample_author_classes_and_scheme_images_untouched(samples: SimpleNamespace) -> None:
     photos = (samples.out / "photos-and-images-the-author-decided.html").read_text()
-    assert raw_tag(photos, "line-art.png") == '<img alt="Line art" class="invert-not" src="./images/line-art.png">'
+    assert raw_tag(photos, "line-art.png") == (  # the author's class as written, and the backdrop
+        '<img alt="Line art" class="invert-not" src="./images/line-art.png" data-invertornot-backdrop="dark-ink">')
     assert raw_tag(photos, "logo-light.svg") == '<img src="./images/logo-light.svg" alt="The project\'s logo">'
     for page in samples.out.rglob("*.html"):
         assert page.read_text().count('invertornot.css">') == 1, page

@@ -644,6 +644,7 @@ def test_mkdocs_build_fetches_once_and_caches_across_builds(
     config = mkdocs_site(
         tmp_path, f'# Remote\n\n<img src="{good}" alt="a">\n\n<img src="{bad}" alt="b">\n',
         remote=True, remote_allow_private=True, remote_timeout=5, model=FAKE_MODEL,
+        dark_selectors=[],  # the default theme has no dark mode: say so, so that it does not warn
     )
     for n in (1, 2):
         caplog.clear()

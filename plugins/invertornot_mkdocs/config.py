@@ -30,10 +30,9 @@ class InvertOrNotConfig(base.Config):
     class_invert_auto = c.Type(str, default="invert-auto")
     class_keep_auto = c.Type(str, default="invert-not-auto")
     css = c.Type(bool, default=True)
-    dark_selectors = c.ListOfItems(
-        c.Type(str), default=['[data-md-color-scheme="slate"]', "@media (prefers-color-scheme: dark)"]
-    )
+    dark_selectors = c.ListOfItems(c.Type(str), default=["auto"])  # auto: read the theme
     background = c.Type(str, default="#ffffff")
+    backdrop = c.Type(str, default="#ffffff")
     remote = c.Type(bool, default=False)
     remote_allow_private = c.Type(bool, default=False)
     remote_timeout = _Number(default=10.0)

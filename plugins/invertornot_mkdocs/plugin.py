@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from invertornot_ssg.engine import Engine
     from invertornot_ssg.pages import PageBatch, Resolver
+    from invertornot_ssg.themes import DarkMode
 
     from .urls import SiteFiles
 
@@ -65,6 +66,7 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
         self.engine: Engine | None = None
         self._engine_key: tuple[Settings, str] | None = None
         self._build: _Build | None = None
+        self.dark_mode: DarkMode | None = None
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -95,6 +97,8 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
                 raise PluginError(f"{where}: {exc}") from None
             self._engine_key = key
         self.settings = settings
+        self.dark_mode = _dark_mode(config, settings, where)
+        self.engine.dark_page = self.dark_mode.background
         self._check_paths(config, where)
         if settings.css and STYLESHEET_URI not in config.extra_css:
             # First, so that the site's own extra_css comes after it and overrides it by order.
@@ -150,7 +154,7 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
             return files
         from invertornot_ssg.css import stylesheet
 
-        css = stylesheet(self.settings)
+        css = stylesheet(self.settings, self.dark_mode)
         if hasattr(File, "generated"):  # MkDocs >= 1.6
             files.append(File.generated(config, STYLESHEET_URI, content=css))
         else:
@@ -254,6 +258,19 @@ class InvertOrNotPlugin(BasePlugin[InvertOrNotConfig]):
 
     def on_build_error(self, *, error: Exception) -> None:
         self._build = None
+
+
+def _dark_mode(config: MkDocsConfig, settings: Settings, where: str) -> DarkMode:
+    """The theme's dark mode (config.theme's name and settings), unless dark_selectors names one;
+    a theme without one gets a warning, and no rule."""
+    from invertornot_ssg import themes
+
+    theme = config.theme
+    detected = themes.mkdocs(getattr(theme, "name", None), theme, getattr(theme, "dirs", ()))
+    dark_mode = themes.choose(settings.dark_selectors, detected)
+    if settings.css and themes.is_auto(settings.dark_selectors) and not dark_mode.found:
+        log.warning("%s: %s", where, themes.no_dark_mode_warning(dark_mode))
+    return dark_mode
 
 
 def _config_name(config: MkDocsConfig) -> str:

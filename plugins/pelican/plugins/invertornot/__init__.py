@@ -97,7 +97,8 @@ def finalized(pelican: Any) -> None:
     else:  # as Pelican's themes link their own CSS: "{{ SITEURL }}/theme/css/main.css"
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
-    run = process_site(engine, resolver, pages, css_href=css_href, logger=log)
+    dark_mode = theme_dark_mode(pelican.settings)
+    run = process_site(engine, resolver, pages, css_href=css_href, logger=log, dark_mode=dark_mode)
     _say(f"invertornot: {engine.summary(run.results)}")
 
 
@@ -112,6 +113,13 @@ def _say(line: str) -> None:
         print(line)
         return
     console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def theme_dark_mode(pelican_settings: Mapping[str, Any]):
+    """The theme's dark mode, read from its stylesheets (Pelican's default theme has one from 4.12)."""
+    from invertornot_ssg import themes
+
+    return themes.pelican(pelican_settings.get("THEME"))
 
 
 def _engine(settings: "Settings") -> "Engine":
