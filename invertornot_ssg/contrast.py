@@ -19,7 +19,7 @@ import math
 import re
 from typing import Sequence
 
-DEFAULT_DARK_PAGE = "#18181b"  # LABELING.md's dark page, for themes whose colour is unknown
+DEFAULT_DARK_PAGE = "#18181b"  # the labeling rule's dark page (docs/src/labeling.md), for themes whose colour is unknown
 METHOD = "light-ink"  # an automatic invert turned to keep: inverted, the image's ink would vanish
 MIN_CONTRAST = 3.0
 PAGE_SHOWS = 0.10  # share of the image's area the page shows through (mostly transparent pixels)

@@ -396,7 +396,7 @@ def test_the_docs_snippet_adds_the_build_classes_in_chromium(tmp_path, fake_embe
     record_decisions(overrides, {"img/plot.png": AutoRecord(sha1(labeled), None, None, None, "default", "x")},
                      labels={"img/plot.png": "invert"})
     host = ImageHost({"plot.png": labeled, "photo.png": photo, "later.png": later, "built.png": encoded(plot(41), "PNG"),
-                      "invertornot.css": stylesheet(Settings()).encode()})
+                      "invertornot.css": stylesheet(Settings(dark_selectors=("@media (prefers-color-scheme: dark)",))).encode()})
     try:
         with running(fake_settings(tmp_path), tmp_path, cors=(host.url,), trusted_networks=("127.0.0.1/32",)) as (api, _):
             assert api != host.url  # another origin: the browser checks CORS
