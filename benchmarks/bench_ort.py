@@ -77,7 +77,8 @@ assert engine.embedded == len(paths) and not [r for r in results if r.error], en
 with open("/proc/self/status") as f:
     peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "images_per_s": len(paths) / seconds, "peak_rss": peak,
-                  "invert": {r.key: r.invert for r in results}}))
+                  "invert": {r.request.key: r.invert for r in results},
+                  "p_invert": {r.request.key: r.p_invert for r in results}}))
 """
 
 
@@ -169,8 +170,10 @@ def part_pipeline(sites: dict, repeat: int) -> tuple[list, list]:
             rows.append([runtime, n, len(r), f"{median(x['seconds'] for x in r):.1f}",
                          f"{median(x['images_per_s'] for x in r):.1f}", f"{median(x['peak_rss'] for x in r) / 2**20:.0f}",
                          f"{same}/{n}"])
-        raw.append({"images": n, **{k: [{x: y for x, y in run.items() if x != "invert"} for run in v] for k, v in runs.items()},
-                    "same_decisions": same})
+        p_difference = max(abs(p - runs["onnxruntime"][0]["p_invert"][k])
+                           for k, p in runs["torch"][0]["p_invert"].items() if p is not None)
+        raw.append({"images": n, **{k: [{x: y for x, y in run.items() if x not in ("invert", "p_invert")} for run in v]
+                                    for k, v in runs.items()}, "same_decisions": same, "max_p_difference": p_difference})
     return rows, raw
 
 
