@@ -347,7 +347,10 @@ class EfficientNetLite0Embedder(_Lite0Input, Embedder):
         self._sessions: dict[int, object] = {}  # intra-op threads -> session, built on first use
         self._building = threading.Lock()
         self._local = threading.local()  # the calling thread's count (set_threads), as torch keeps it
-        session = self._session(self.threads())  # load now: a broken file fails here, not mid-build
+        # Load now, so that a broken file fails here and not mid-build, with one thread: the engine
+        # runs a light model as single-threaded forwards side by side (Engine._model_workers), so a
+        # build needs no other session (each costs ~0.2 s).
+        session = self._session(1)
         super().__init__(_Spec(DEFAULT_MODEL).id, int(session.get_outputs()[0].shape[-1]), batch_size, progress)
         self.input_name = session.get_inputs()[0].name
 
