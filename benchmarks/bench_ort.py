@@ -16,7 +16,11 @@ Parts (each alternates the two runtimes, so both see the same machine load):
 - int8: ONNX Runtime's dynamic and static (calibrated on another site) int8 quantization of the
   model: its vectors against fp32 (cosine), the shipped head's decisions on the site's images
   against fp32's, and bare forward speed.
-Sites come from sitegen.py (generated on first use, cached in benchmarks/.data).
+Sites come from sitegen.py (generated on first use, cached in benchmarks/.data). With
+--light-python (the python of a venv made by `make demo`), ONNX Runtime's fresh processes run in
+the user's install, without PyTorch: where torch is installed, loading the head imports it anyway
+(skops lists scikit-learn's estimators, which imports torch's array-API shim), which would charge
+torch's import and memory to ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -82,8 +86,11 @@ print(json.dumps({"seconds": seconds, "images_per_s": len(paths) / seconds, "pea
 """
 
 
+PYTHON = {"onnxruntime": sys.executable, "torch": sys.executable}  # --light-python sets onnxruntime's
+
+
 def run_json(code: str, *args) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run([PYTHON[args[0]], "-c", code, *map(str, args)], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -248,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 4, 8, 16], help="batch sizes for forward")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--forward-images", type=int, default=64, help="images per bare-forward measurement")
+    ap.add_argument("--light-python", help="python of an environment without PyTorch, for onnxruntime's fresh processes")
     args = ap.parse_args(argv)
+    if args.light_python:
+        PYTHON["onnxruntime"] = args.light_python
 
     sites = {n: make_site(DATA / f"site-{n}", n) for n in args.sizes}
     some = sites[min(sites)]
