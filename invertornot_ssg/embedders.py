@@ -326,6 +326,7 @@ class _Lite0Input:
     # On the AMD EPYC machine, 2 threads: 4 images a pass ran ~1.3x faster than 8 (bare forward
     # and pipeline alike); on November's Intel one the two were even (benchmarks/README.md).
     # Likely why: its largest activation at 224 px is ~5 MB an image, so 4 fit a 32 MB L3, 8 spill.
+    # On ONNX Runtime too (two single-threaded forwards, images/s at 1/4/8/16: 27/69/57/33, bench_ort.py).
     forward_batch = 4
     mean = (0.5, 0.5, 0.5)  # a TensorFlow port: inputs scaled to [-1, 1]
     std = (0.5, 0.5, 0.5)
