@@ -244,14 +244,13 @@ class Embedder(ABC):
     def forward(self, batch) -> np.ndarray:
         """Vectors (n, dim) float32, rows L2-normalised, for a preprocessed batch."""
 
-    @abstractmethod
     def threads(self) -> int:
         """Threads a forward pass of the calling thread runs on now."""
+        return _default_threads()
 
-    @abstractmethod
     def set_threads(self, threads: int) -> None:
         """Run later forward passes of the calling thread on `threads` threads. The engine calls it
-        in each of its model threads (torch keeps the count per calling thread)."""
+        in each of its model threads (torch keeps the count per calling thread). Here: ignored."""
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Vectors (n, dim) float32, rows L2-normalised, batched by `batch_size`."""
