@@ -6,6 +6,13 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: setup demo test bench clean-demo
 
+# What users install: the default embedder runs on ONNX Runtime, no PyTorch.
+$(VENV)/.deps-light: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet ".[mkdocs]"
+	touch $@
+
+# What the tests need besides: PyTorch for CLIP and for checking the ONNX export against it.
 $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -17,7 +24,8 @@ $(VENV)/.deps: pyproject.toml
 setup: $(VENV)/.deps
 	$(PY) -m pip install --quiet --no-deps --force-reinstall .
 
-demo: setup
+demo: $(VENV)/.deps-light
+	$(PY) -m pip install --quiet --no-deps --force-reinstall .
 	$(VENV)/bin/mkdocs build -f sample_site/mkdocs/mkdocs.yml -d site
 	@echo "Built sample_site/mkdocs/site; decisions recorded in sample_site/mkdocs/invertornot.yml"
 

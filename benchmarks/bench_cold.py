@@ -31,20 +31,18 @@ BARE_IMAGES = 256  # images per bare-forward measurement (the rate does not depe
 
 def bare_rate(embedder, batch, workers: int = 1, threads: int | None = None) -> float:
     """Images/s of embedder.forward on a ready batch, over BARE_IMAGES images, in `workers`
-    threads side by side with `threads` torch threads each (None: as set now)."""
+    threads side by side with `threads` threads each (None: as set now)."""
     import threading
-
-    import torch
 
     rounds = max(1, BARE_IMAGES // len(batch) // workers)
 
     def run():
         if threads is not None:
-            torch.set_num_threads(threads)
+            embedder.set_threads(threads)
         for _ in range(rounds):
             embedder.forward(batch)
 
-    before = torch.get_num_threads()
+    before = embedder.threads()
     start = time.perf_counter()
     if workers == 1:
         run()
@@ -55,7 +53,7 @@ def bare_rate(embedder, batch, workers: int = 1, threads: int | None = None) -> 
         for thread in running:
             thread.join()
     seconds = time.perf_counter() - start
-    torch.set_num_threads(before)
+    embedder.set_threads(before)
     return workers * rounds * len(batch) / seconds
 
 
@@ -64,13 +62,12 @@ def prepare_budget(model: str, embedder, batch, paths: list[Path]) -> dict:
     fit to the model input) of a sample of the site, against one forward pass per image."""
     import random
 
-    import torch
-
     from invertornot_ssg.engine import Engine
     from invertornot_ssg.settings import Settings
 
     engine = Engine(Settings(store=str(DATA / "head-lookup"), model=model, overrides=""), DATA)
     engine._embedder = embedder
+    before_threads = embedder.threads()
     sample = random.Random(0).sample(paths, min(len(paths), 200))
     start = time.process_time()
     for path in sample:
@@ -78,18 +75,18 @@ def prepare_budget(model: str, embedder, batch, paths: list[Path]) -> dict:
     prepare = (time.process_time() - start) / len(sample)
 
     def forward_cpu(threads: int) -> float:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        before = embedder.threads()
+        embedder.set_threads(threads)
         try:
             start = time.process_time()
             for _ in range(32):
                 embedder.forward(batch)
             return (time.process_time() - start) / (32 * len(batch))
         finally:
-            torch.set_num_threads(before)
+            embedder.set_threads(before)
 
     return {"prepare_ms": 1000 * prepare, "forward_ms_1_thread": 1000 * forward_cpu(1),
-            "forward_ms_all_threads": 1000 * forward_cpu(torch.get_num_threads())}
+            "forward_ms_all_threads": 1000 * forward_cpu(before_threads)}
 
 
 def pipeline_run(embedder, head, model: str, paths: list[Path], workers: int) -> tuple[float, float]:
@@ -141,15 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=0,
                         help="images per forward pass, bare and pipeline (0: the embedder's default)")
     parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch.set_num_threads for the bare forward (0: torch's default, one per core)")
+                        help="threads of the bare forward (0: the runtime's default, one per core)")
     parser.add_argument("--decode-threads", type=int, default=0, help="engine.DECODE_THREADS (0: the engine's)")
     parser.add_argument("--embed-batch", type=int, default=0,
                         help="every model batch this many images (0: the engine's, small at the start and the end)")
     parser.add_argument("--model-threads", type=int, default=0,
                         help="engine.MODEL_THREADS: one model thread with this many torch threads (0: the engine's)")
     args = parser.parse_args(argv)
-
-    import torch
 
     from invertornot_ssg import engine as engine_module
     from invertornot_ssg.embedders import get_embedder
@@ -158,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     from invertornot_ssg.settings import Settings
 
     logging.getLogger("invertornot_ssg").setLevel(logging.ERROR)  # the random-weights warning
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
     if args.decode_threads:
         engine_module.DECODE_THREADS = args.decode_threads
     if args.model_threads:
@@ -167,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.embed_batch:
         engine_module._next_batch_size = lambda *_: args.embed_batch
     sites = {n: make_site(DATA / f"site-{n}", n) for n in args.sizes}
-    bare_threads = torch.get_num_threads()
     rows, raw, budget_rows = [], [], []
     for model in args.models:
         embedder = get_embedder(model, progress=False)
+        if args.torch_threads:
+            embedder.set_threads(args.torch_threads)
+        bare_threads = embedder.threads()
         if args.batch:
             embedder.batch_size = args.batch
         workers, threads = Engine._model_workers(embedder)  # the pipeline's model threads

@@ -1,4 +1,5 @@
-"""Model load time, memory and batch size: importing torch, building the embedder, the first
+"""Model load time, memory and batch size: importing the runtime (onnxruntime for EfficientNet-Lite0,
+torch for CLIP), building the embedder, the first
 batch, then the bare forward rate at that batch size; each in a fresh process (what a cold build
 pays before its first image), repeated; medians. Then the head: what a warm build reads (its
 sidecar, checked against the file's digest) and what a build that decides new images loads
@@ -29,8 +30,9 @@ def load_once(model: str, batch: int) -> dict:
 
     start = time.perf_counter()
     base = proc_status("VmRSS")
-    import torch  # noqa: F401
+    import importlib
 
+    importlib.import_module("onnxruntime" if model == "efficientnet-lite0" else "torch")
     t_torch = time.perf_counter()
     rss_torch = proc_status("VmRSS")
     from PIL import Image

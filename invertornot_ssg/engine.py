@@ -63,7 +63,7 @@ def _usable_cpus() -> int:
 # on a CPU, preparing an image costs about as much as a light model's forward pass
 # (benchmarks/README.md has the measurements behind this split).
 DECODE_THREADS = max(1, min(4, _usable_cpus() // 2))
-MODEL_THREADS: int | None = None  # torch threads of a single model thread; None: see Engine._model_workers
+MODEL_THREADS: int | None = None  # threads of a single model thread's forward; None: see Engine._model_workers
 
 
 @dataclass
@@ -83,7 +83,7 @@ class _ModelThreads:
     pool: ThreadPoolExecutor
     workers: int
     embedder: object
-    threads_before: int | None  # torch's thread count, restored when done; None: left alone
+    threads_before: int | None  # the embedder's thread count, restored when done; None: left alone
 
     def embed(self, batch: list[tuple[str, _Prepared]]) -> Future:
         return self.pool.submit(_embed_batch, batch, self.embedder)
@@ -91,9 +91,7 @@ class _ModelThreads:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         if self.threads_before is not None:
-            import torch
-
-            torch.set_num_threads(self.threads_before)
+            self.embedder.set_threads(self.threads_before)
 
 
 def _embed_batch(batch: list[tuple[str, _Prepared]], embedder) -> np.ndarray:
@@ -685,30 +683,26 @@ class Engine:
     def _model_threads(self, embedder) -> _ModelThreads:
         """The threads that run the model: see _model_workers."""
         workers, threads = self._model_workers(embedder)
-        threads_before = None
-        if threads is not None:
-            import torch
+        if not isinstance(embedder, Embedder):  # a test's fake: no threads to set
+            threads = None
+        threads_before = embedder.threads() if threads is not None else None
 
-            threads_before = torch.get_num_threads()
-
-        def set_threads():  # in each model thread: OpenMP thread counts are per calling thread
+        def set_threads():  # in each model thread: torch keeps thread counts per calling thread
             if threads is not None:
-                import torch
-
-                torch.set_num_threads(threads)
+                embedder.set_threads(threads)
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invertornot-model", initializer=set_threads)
         return _ModelThreads(pool, workers, embedder, threads_before)
 
     @staticmethod
     def _model_workers(embedder) -> tuple[int, int | None]:
-        """(batches embedded side by side, torch threads for each; None: torch's default).
+        """(batches embedded side by side, threads for each forward; None: the runtime's default).
 
         A light model runs single-threaded forwards side by side, one per core the decode threads
         leave plus one, so that no core idles while a decode thread waits: its forward costs about
         what decoding an image does, and on a CPU several single-threaded forwards outrun one that
         spans the cores (on two cores: two forwards beside one decode thread). A costly model
-        keeps torch's default of one thread per core in one forward. The user's OMP_NUM_THREADS
+        keeps the default of one thread per core in one forward. The user's OMP_NUM_THREADS
         always wins (benchmarks/README.md has the measurements)."""
         if MODEL_THREADS is not None:
             return 1, MODEL_THREADS

@@ -1,10 +1,12 @@
-"""Embedders with the real models: ImageNet sanity of the EfficientNet-Lite0 weights, vector hygiene,
-open_clip loading (random, checkpoint file, cached tag) and the errors that say how to get weights."""
+"""Embedders with the real models: ImageNet sanity of the EfficientNet-Lite0 weights, the shipped ONNX
+model against the PyTorch one it is exported from, vector hygiene, open_clip loading (random,
+checkpoint file, cached tag) and the errors that say how to get weights."""
 import io
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from invertornot_ssg import embedders
 from invertornot_ssg.embedders import (
     PREPARATION,
     EfficientNetLite0Embedder,
+    EfficientNetLite0TorchEmbedder,
     _letterbox,
     _map_by_order,
     embedder_id,
@@ -43,6 +46,13 @@ def diagram(size=(300, 120)) -> Image.Image:
 @pytest.fixture(scope="module")
 def lite0() -> EfficientNetLite0Embedder:
     return get_embedder("efficientnet-lite0", progress=False)
+
+
+@pytest.fixture(scope="module")
+def lite0_torch() -> EfficientNetLite0TorchEmbedder:
+    """The PyTorch model the ONNX file is exported from ([export] extra, which the test extra has)."""
+    pytest.importorskip("timm")
+    return EfficientNetLite0TorchEmbedder(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +169,8 @@ def test_letterbox_keeps_the_whole_image_and_pads_with_its_background():
 
 
 @pytest.mark.slow
-def test_lite0_weights_classify_imagenet(lite0):
-    top1 = lite0.classify_imagenet([Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())]).argmax(1)
+def test_lite0_weights_classify_imagenet(lite0_torch):
+    top1 = lite0_torch.classify_imagenet([Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())]).argmax(1)
     assert top1[0] in CAT_CLASSES, top1
     assert top1[1] in CUP_CLASSES, top1
 
@@ -193,8 +203,8 @@ def test_preprocess_and_forward_compose_to_embed(lite0):
     prepared = [lite0.prepare(image) for image in images]  # what worker threads run
     assert all(p.shape == (224, 224, 3) and p.dtype == np.uint8 for p in prepared)
     batch = lite0.batch(prepared)
-    np.testing.assert_array_equal(batch.numpy(), lite0.preprocess(images).numpy())
-    assert tuple(batch.shape) == (3, 3, 224, 224) and str(batch.dtype) == "torch.float32"
+    np.testing.assert_array_equal(batch, lite0.preprocess(images))
+    assert batch.shape == (3, 3, 224, 224) and batch.dtype == np.float32 and batch.flags.c_contiguous  # NCHW
     assert -1.0 <= float(batch.min()) and float(batch.max()) <= 1.0  # mean = std = 0.5
     np.testing.assert_array_equal(lite0.forward(batch), lite0.embed(images))
 
@@ -215,6 +225,144 @@ def test_progress_bar_on_a_terminal_above_a_handful(lite0, monkeypatch):
     monkeypatch.setattr(sys, "stderr", stream)
     lite0.embed([diagram((32, 32))] * 10)
     assert stream.getvalue() == ""
+
+
+# -- the shipped ONNX model against PyTorch ---------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_IMAGES = REPO / "sample_site" / "mkdocs" / "docs" / "img"
+
+
+def sample_site_images() -> list[Image.Image]:
+    """The sample site's photos, plots, scans and SVG diagrams, decoded as a build decodes them."""
+    from invertornot_ssg.images import ImageError, load_image
+
+    loaded = [load_image(path, (255, 255, 255), max_side=512) for path in sorted(SAMPLE_IMAGES.iterdir())]
+    return [item.image for item in loaded if not isinstance(item, ImageError)]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.slow
+def test_onnx_model_gives_the_pytorch_vectors_on_real_images(lite0, lite0_torch):
+    images = photos() + sample_site_images() + [diagram()]
+    assert len(images) >= 15
+    onnx, torch_ = lite0.embed(images), lite0_torch.embed(images)
+    # The same vectors up to float rounding: the id (and every stored vector, the shipped head and
+    # bootstrap set) is the PyTorch model's.
+    assert cosines(onnx, torch_).min() >= 0.9999
+    assert np.abs(onnx - torch_).max() < 1e-3
+    assert lite0.id == lite0_torch.id == embedder_id("efficientnet-lite0") and lite0.dim == lite0_torch.dim == 1280
+
+
+def test_the_shipped_onnx_file_is_the_one_its_sidecar_describes():
+    import hashlib
+    import json
+    from importlib import metadata
+
+    path = embedders.onnx_model_path()
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"]
+    assert path.stat().st_size == meta["bytes"]
+    assert meta["embedder_id"] == embedder_id("efficientnet-lite0")
+    assert meta["input"]["size"] == 224 and meta["input"]["layout"] == "NCHW"
+    assert meta["input"]["mean"] == meta["input"]["std"] == [0.5, 0.5, 0.5]
+    assert meta["check_against_pytorch"]["min_cosine"] >= 0.9999
+    try:  # exported from the weights that are installed here (the test extra has the package)
+        assert meta["source"]["version"] == metadata.version(meta["source"]["package"])
+    except metadata.PackageNotFoundError:
+        pass
+
+
+@pytest.mark.slow
+def test_export_script_rebuilds_the_shipped_model(lite0, tmp_path):
+    pytest.importorskip("timm")
+    pytest.importorskip("onnx")
+    out = tmp_path / "efficientnet-lite0.onnx"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "export_onnx.py"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["check_against_pytorch"]["images"] >= 15 and meta["check_against_pytorch"]["min_cosine"] >= 0.9999
+    rebuilt = EfficientNetLite0Embedder(path=out, progress=False)  # its sidecar fits, or this raises
+    images = photos() + sample_site_images()
+    assert cosines(rebuilt.embed(images), lite0.embed(images)).min() >= 0.9999
+    shipped = json.loads(lite0.path.with_name(lite0.path.name + ".json").read_text())
+    if meta["exported_with"] == shipped["exported_with"]:  # the export is deterministic: the same bytes
+        assert meta["sha256"] == shipped["sha256"]
+
+
+def test_a_damaged_or_foreign_onnx_file_is_refused_with_what_to_do(tmp_path):
+    import json
+    import shutil
+
+    shipped = embedders.onnx_model_path()
+    path = tmp_path / shipped.name
+    with pytest.raises(ModelUnavailableError, match="is missing; reinstall"):
+        EfficientNetLite0Embedder(path=path)
+    shutil.copy(shipped.with_name(shipped.name + ".json"), tmp_path)
+    path.write_bytes(shipped.read_bytes()[: 1 << 20])  # a truncated copy
+    with pytest.raises(ModelUnavailableError, match="the sidecar says"):
+        EfficientNetLite0Embedder(path=path)
+    sidecar = path.with_name(path.name + ".json")
+    meta = json.loads(sidecar.read_text())
+    meta["bytes"] = path.stat().st_size
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ModelUnavailableError, match="cannot load"):
+        EfficientNetLite0Embedder(path=path)
+    meta["input"]["mean"] = [0.485, 0.456, 0.406]  # a model exported for ImageNet's usual input
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ModelUnavailableError, match="its input is"):
+        EfficientNetLite0Embedder(path=path)
+
+
+@pytest.mark.slow
+def test_onnx_threads_are_per_calling_thread_and_change_nothing_but_speed(lite0):
+    import threading
+
+    images = photos()
+    default = lite0.embed(images)
+    seen = {}
+
+    def single_threaded():
+        lite0.set_threads(1)
+        seen["threads"] = lite0.threads()
+        seen["vectors"] = lite0.embed(images)
+
+    worker = threading.Thread(target=single_threaded)
+    worker.start()
+    worker.join()
+    assert seen["threads"] == 1 and lite0.threads() == embedders._default_threads()  # this thread's unchanged
+    np.testing.assert_allclose(seen["vectors"], default, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_build_with_the_default_embedder_needs_no_pytorch(tmp_path):
+    # As in the user's install: importing torch, timm or open_clip fails. (Where torch is installed,
+    # skops imports it anyway when it loads the head, through scikit-learn's list of estimators.)
+    code = f"""
+import importlib.abc, sys
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm", "open_clip"):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+from pathlib import Path
+from invertornot_ssg.engine import Engine, ImageRequest
+from invertornot_ssg.settings import Settings
+engine = Engine(Settings(store=sys.argv[1], overrides=""), Path(sys.argv[1]))
+paths = sorted(Path({str(SAMPLE_IMAGES)!r}).iterdir())
+results = engine.classify([ImageRequest(path=p, key=p.name) for p in paths])
+assert engine.embedded >= 15, engine.embedded
+assert sum(r.method == "head" for r in results) >= 5, [r.method for r in results]
+assert "onnxruntime" in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 # -- open_clip ------------------------------------------------------------------------------
