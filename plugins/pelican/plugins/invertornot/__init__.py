@@ -85,7 +85,9 @@ def finalized(pelican: Any) -> None:
 
     output, content = Path(pelican.output_path), Path(pelican.settings["PATH"])
     siteurl = pelican.settings.get("SITEURL") or ""
-    resolver = SiteResolver(output, [siteurl] if siteurl else [], allowed_roots=[content])
+    # The theme's images (its logo, on every page) are its chrome: left to the theme, as in MkDocs.
+    theme_static = pelican.settings.get("THEME_STATIC_DIR") or "theme"
+    resolver = SiteResolver(output, [siteurl] if siteurl else [], allowed_roots=[content], theme_dirs=[theme_static])
     pages = [
         SitePage(Path(path), front_matter(build.pages[path], build.static_content))
         for path in written
