@@ -190,10 +190,20 @@ def _from_memo(html: str, classes: ClassNames, kept: object) -> PageScan | None:
         for start, raw, flag in zip(starts, raws, flags):
             if not (isinstance(start, int) and isinstance(raw, str) and raw and html.startswith(raw, start)):
                 return None
-            found.append(_img_tag(_Tag(start, start + len(raw), raw, _scan_attrs(raw)), classes, flag is True))
+            attrs, tag = _kept_tag(raw, classes, flag is True)
+            end = start + len(raw)
+            found.append(ImgTag(start, end, tag.src, tag.srcset, list(tag.classes), tag.explicit_label,
+                                tag.skip_reason, tag.remote, _Tag(start, end, raw, attrs)))
         return PageScan(found, tuple(flag is True for flag in flags), frozenset(hrefs), head_open_end, head_close)
     except (TypeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=4096)  # a logo, or an image on many pages, is the same tag each time
+def _kept_tag(raw: str, classes: ClassNames, in_scheme_picture: bool) -> tuple[list[_Attr], ImgTag]:
+    """A tag's attributes and what it says, wherever it is (offsets are the caller's to set)."""
+    attrs = _scan_attrs(raw)
+    return attrs, _img_tag(_Tag(0, len(raw), raw, attrs), classes, in_scheme_picture)
 
 
 def rewrite(html: str, updates: Mapping[int, TagUpdate], found: Sequence[ImgTag] | None = None) -> str:
@@ -256,12 +266,9 @@ def rewrite_page(
     new_raws = {}
     for start in sorted(updates):
         tag = tags[start]
-        parsed = tag.parsed
-        if parsed is None:
-            raw = html[tag.start : tag.end]
-            parsed = _Tag(tag.start, tag.end, raw, _scan_attrs(raw))
-        text = _rewrite_tag(parsed, updates[start])
-        if text != parsed.raw:
+        raw = html[tag.start : tag.end]
+        text = _rewritten_tag(raw, updates[start])
+        if text != raw:
             edits.append((tag.start, tag.end, text))
             changed.append(tag)
             new_raws[tag.start] = text
@@ -300,7 +307,7 @@ def rewrite_page(
         return new
 
     entry = [[moved(t.start) for t in scan.images],
-             [new_raws.get(t.start) or (t.parsed.raw if t.parsed else html[t.start : t.end]) for t in scan.images],
+             [new_raws.get(t.start) or html[t.start : t.end] for t in scan.images],
              list(scan.in_scheme_picture), sorted(hrefs), moved(scan.head_open_end, end_of_tag=True),
              moved(scan.head_close)]
     return PageRewrite("".join(out), changed, linked, entry)
@@ -328,6 +335,11 @@ def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:
         skip = None
     remote = bool(src) and (src.startswith("//") or src.lower().startswith(("http://", "https://")))
     return ImgTag(tag.start, tag.end, src, tag.value("srcset"), classes, label, skip, remote, tag)
+
+
+@functools.lru_cache(maxsize=4096)  # an image on many pages: the same tag, the same update
+def _rewritten_tag(raw: str, update: TagUpdate) -> str:
+    return _rewrite_tag(_Tag(0, len(raw), raw, _scan_attrs(raw)), update)
 
 
 def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:

@@ -341,18 +341,21 @@ def test_theme_logo_is_left_to_the_theme(
 
 
 def test_warm_build_parses_no_page(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
-    """A cold build parses each page once; a warm one none (their scans are kept), with the same pages."""
+    """A cold build parses each page once; a warm one none (their scans are kept), with the same pages,
+    each written where Pelican wrote it."""
     from test_apply import count_scans
 
     theme = str(logo_theme(pelican_site))
     parsed = count_scans(monkeypatch)
     out = pelican_build(pelican_site, monkeypatch, THEME=theme, **fake_settings(pelican_site))
     first = {p: p.read_bytes() for p in out.rglob("*.html")}
+    inodes = {p: p.stat().st_ino for p in first}
     assert len(parsed) == len(first) == len(set(parsed))
     parsed.clear()
     pelican_build(pelican_site, monkeypatch, THEME=theme, **fake_settings(pelican_site))
     assert parsed == []
     assert {p: p.read_bytes() for p in out.rglob("*.html")} == first
+    assert {p: p.stat().st_ino for p in first} == inodes  # rewritten in place, as Pelican writes them
 
 
 def test_refused_and_missing_images_warn(

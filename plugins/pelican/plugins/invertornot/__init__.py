@@ -99,7 +99,7 @@ def finalized(pelican: Any) -> None:
     else:  # as Pelican's themes link their own CSS: "{{ SITEURL }}/theme/css/main.css"
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
-    run = process_site(engine, resolver, pages, css_href=css_href, logger=log)
+    run = process_site(engine, resolver, pages, css_href=css_href, in_place=True, logger=log)
     log.info("invertornot: %s", engine.summary(run.results))
 
 
