@@ -241,12 +241,43 @@ def link_stylesheet(html: str, href: str) -> str:
 
 @dataclass(frozen=True)
 class PageRewrite:
-    """A page `rewrite_page` rewrote: its text, what changed, and the new text's scan for a memo."""
+    """A page `rewrite_page` rewrote: its text, what changed, and (on demand) the new text's scan."""
 
     html: str
     changed: list[ImgTag]  # the tags (of the old text) whose text changed
     linked: bool  # the stylesheet link was added
-    memo_entry: list  # what scan_page would keep for the new text (PageScan.memo_entry)
+    _old: str = field(repr=False)
+    _scan: PageScan = field(repr=False)
+    _edits: list[tuple[int, int, str]] = field(repr=False)  # (start, end, new text), in order
+    _hrefs: frozenset[str] = field(repr=False)
+
+    def memo_entry(self) -> list:
+        """What scan_page would keep for the new text: the old scan's tags, links and head,
+        moved by what was inserted before them (a rewrite changes only attributes in tags)."""
+        scan, edits = self._scan, self._edits
+        ends, grown = [end for _, end, _ in edits], [0]
+        for start, end, text in edits:
+            grown.append(grown[-1] + len(text) - (end - start))
+
+        def moved(offset: int | None, end_of_tag: bool = False) -> int | None:
+            """Where `offset` of the old text is in the new; an insertion at the offset itself
+            comes before what starts there, and after what ends there (`end_of_tag`)."""
+            if offset is None:
+                return None
+            i = bisect.bisect_left(ends, offset)
+            new = offset + grown[i]
+            for start, end, text in edits[i:]:
+                if end != offset:
+                    break
+                if start < end or not end_of_tag:
+                    new += len(text) - (end - start)
+            return new
+
+        raws = {start: text for start, end, text in edits if start < end}
+        return [[moved(t.start) for t in scan.images],
+                [raws.get(t.start) or self._old[t.start : t.end] for t in scan.images],
+                list(scan.in_scheme_picture), sorted(self._hrefs), moved(scan.head_open_end, end_of_tag=True),
+                moved(scan.head_close)]
 
 
 def rewrite_page(
@@ -254,16 +285,15 @@ def rewrite_page(
 ) -> PageRewrite:
     """`rewrite`, then `link_stylesheet`, in one pass over a page `scan_page` scanned, without
     parsing it again; the same bytes as those two calls. A rewrite changes only attributes inside
-    `<img>` tags, so the new text has the old one's tags, links and head, shifted by what was
-    inserted before them: its scan is known too, and the next run on the new text (`apply` on
-    its own output) need not parse it either."""
+    `<img>` tags, so the new text has the old one's tags, links and head, moved by what was
+    inserted before them: its scan is known too (`memo_entry`), and the next run on the new text
+    (`apply` on its own output) need not parse it either."""
     tags = {tag.start: tag for tag in scan.images}
     unknown = sorted(set(updates) - set(tags))
     if unknown:
         raise ValueError(f"no <img> tag starts at offset(s) {unknown}; was the page changed after scan_page?")
     edits: list[tuple[int, int, str]] = []  # (start, end, new text); the link is (at, at, text)
     changed = []
-    new_raws = {}
     for start in sorted(updates):
         tag = tags[start]
         raw = html[tag.start : tag.end]
@@ -271,46 +301,20 @@ def rewrite_page(
         if text != raw:
             edits.append((tag.start, tag.end, text))
             changed.append(tag)
-            new_raws[tag.start] = text
     at, hrefs = scan.head_at, scan.link_hrefs
     linked = stylesheet_href is not None and at is not None and stylesheet_href not in hrefs
     if linked:
         # A tag may start where the link goes (`<head><img>`): the link comes first, as
         # link_stylesheet puts it at that offset of the rewritten page.
         edits.append((at, at, f'<link rel="stylesheet" href="{_html.escape(stylesheet_href)}">'))
+        edits.sort(key=lambda e: (e[0], e[1]))
         hrefs = hrefs | {stylesheet_href}
-    if not edits:
-        return PageRewrite(html, changed, False, scan.memo_entry())
-    edits.sort(key=lambda e: (e[0], e[1]))
     out, pos = [], 0
     for start, end, text in edits:
         out += [html[pos:start], text]
         pos = end
     out.append(html[pos:])
-
-    ends, grown = [e[1] for e in edits], [0]
-    for start, end, text in edits:
-        grown.append(grown[-1] + len(text) - (end - start))
-
-    def moved(offset: int | None, end_of_tag: bool = False) -> int | None:
-        """Where `offset` of the old text is in the new; an insertion at the offset itself comes
-        before what starts there, and after what ends there (`end_of_tag`)."""
-        if offset is None:
-            return None
-        i = bisect.bisect_left(ends, offset)
-        new = offset + grown[i]
-        for start, end, text in edits[i:]:
-            if end != offset:
-                break
-            if start < end or not end_of_tag:
-                new += len(text) - (end - start)
-        return new
-
-    entry = [[moved(t.start) for t in scan.images],
-             [new_raws.get(t.start) or html[t.start : t.end] for t in scan.images],
-             list(scan.in_scheme_picture), sorted(hrefs), moved(scan.head_open_end, end_of_tag=True),
-             moved(scan.head_close)]
-    return PageRewrite("".join(out), changed, linked, entry)
+    return PageRewrite("".join(out) if edits else html, changed, linked, html, scan, edits, hrefs)
 
 
 def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:

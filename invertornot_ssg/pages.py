@@ -160,7 +160,7 @@ class PageBatch:
         updates = self._page_updates(page)
         new = rewrite_page(page.html, updates, page.scan, stylesheet_href)
         if remember and new.html != page.html:
-            self._scans.pages[page_key(new.html)] = new.memo_entry
+            self._scans.pages[page_key(new.html)] = new.memo_entry()
         return new.html, tuple((tag.src or "", updates[tag.start].add_class) for tag in new.changed), new.linked
 
     def save_scans(self) -> None:

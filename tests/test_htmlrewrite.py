@@ -526,10 +526,10 @@ def _check_rewrite_page(html: str, updates: dict[int, TagUpdate], href: str = "x
         assert [t.start for t in new.changed] == [
             start for start in sorted(updates) if rewrite(html, {start: updates[start]}) != html
         ]
-        assert new.memo_entry == scan_page(new.html, NAMES).memo_entry()
+        assert new.memo_entry() == scan_page(new.html, NAMES).memo_entry()
     unchanged = rewrite_page(html, {}, scan_page(html, NAMES))
     assert (unchanged.html, unchanged.changed, unchanged.linked) == (html, [], False)
-    assert unchanged.memo_entry == scan_page(html, NAMES).memo_entry()
+    assert unchanged.memo_entry() == scan_page(html, NAMES).memo_entry()
 
 
 @PROPERTY
