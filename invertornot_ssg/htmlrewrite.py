@@ -184,16 +184,17 @@ def _from_memo(html: str, classes: ClassNames, kept: object) -> PageScan | None:
         for at in (head_open_end, head_close):
             if at is not None and not (isinstance(at, int) and 0 < at <= len(html)):
                 return None
-        if not all(isinstance(h, str) for h in hrefs):
-            return None
         found = []
         for start, raw, flag in zip(starts, raws, flags):
-            if not (isinstance(start, int) and isinstance(raw, str) and raw and html.startswith(raw, start)):
+            # A start or raw of the wrong type raises TypeError here: the memo is damaged.
+            if not (raw and html.startswith(raw, start)) or start < 0:
                 return None
             attrs, tag = _kept_tag(raw, classes, flag is True)
             end = start + len(raw)
             found.append(ImgTag(start, end, tag.src, tag.srcset, list(tag.classes), tag.explicit_label,
                                 tag.skip_reason, tag.remote, _Tag(start, end, raw, attrs)))
+        if not all(type(h) is str for h in hrefs):
+            return None
         return PageScan(found, tuple(flag is True for flag in flags), frozenset(hrefs), head_open_end, head_close)
     except (TypeError, ValueError):
         return None
@@ -288,9 +289,9 @@ def rewrite_page(
     `<img>` tags, so the new text has the old one's tags, links and head, moved by what was
     inserted before them: its scan is known too (`memo_entry`), and the next run on the new text
     (`apply` on its own output) need not parse it either."""
-    tags = {tag.start: tag for tag in scan.images}
-    unknown = sorted(set(updates) - set(tags))
-    if unknown:
+    tags = {tag.start: tag for tag in scan.images} if updates else {}
+    if not updates.keys() <= tags.keys():
+        unknown = sorted(set(updates) - set(tags))
         raise ValueError(f"no <img> tag starts at offset(s) {unknown}; was the page changed after scan_page?")
     edits: list[tuple[int, int, str]] = []  # (start, end, new text); the link is (at, at, text)
     changed = []

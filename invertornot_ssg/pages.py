@@ -89,12 +89,16 @@ class PageBatch:
                 self.log.warning("%s: image %r %s; tag left unchanged", page_id, tag.src, resolved.problem)
                 continue
             page.tags.append((tag, resolved))
+        if front_matter:
+            self._add_front_matter(page_id, page, front_matter)
+        self._pages[page_id] = page
+
+    def _add_front_matter(self, page_id: str, page: _Page, front_matter: Mapping[str, str]) -> None:
         keys_on_page = {resolved.key for _, resolved in page.tags} | {url for _, url in page.remote}
-        for key, label in (front_matter or {}).items():
+        for key, label in front_matter.items():
             if key not in keys_on_page:
                 self.log.warning("%s: front matter names %r, which is not an image on this page", page_id, key)
             self._front_matter[key] = label
-        self._pages[page_id] = page
 
     def classify(self) -> list[ImageResult]:
         """Classify every distinct image of every page in one batched pass."""
