@@ -6,6 +6,8 @@ only Pelican's signals; the core (and the model behind it) is imported in the ha
 """
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 import posixpath
@@ -74,6 +76,24 @@ def content_written(path: str, context: Mapping[str, Any]) -> None:
     _build.static_content = context.get("static_content") or _build.static_content
 
 
+def _gc_paused(handler):
+    """Run `handler` with the cyclic GC paused: each collection would walk every object of Pelican's
+    site, and the pass (its imports included) makes no cycles worth collecting."""
+
+    @functools.wraps(handler)
+    def paused(*args: Any) -> None:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            handler(*args)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def finalized(pelican: Any) -> None:
     """Everything is written: classify all images of the written pages at once and rewrite them."""
     settings = plugin_settings(pelican.settings)
