@@ -307,7 +307,8 @@ def run_apply(args: argparse.Namespace) -> int:
     for line in run.describe():
         print(("would change " if args.dry_run else "") + line)
     verb = "would change" if args.dry_run else "changed"
-    print(f"{run.pages} pages, {verb} {len(run.changes)}; {engine.summary(run.results)}")
+    done = "" if run.changes else " (nothing to do: every page is already as apply leaves it)"
+    print(f"{run.pages} pages, {verb} {len(run.changes)}{done}; {engine.summary(run.results)}")
     return 0
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 
-def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None], *, fsync: bool = True) -> None:
     """Replace `path` with `data` (bytes, or what `data(file)` writes) all at once: a temporary
-    file beside it, fsync, os.replace. Keeps the mode of the file it replaces."""
+    file beside it, fsync, os.replace. Keeps the mode of the file it replaces. `fsync=False`: a
+    crash of the process still leaves the old file or the new one, whole, but a power cut may
+    leave either (or an empty file): only for files something can write again."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode & 0o7777
@@ -27,7 +29,8 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
             else:
                 f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

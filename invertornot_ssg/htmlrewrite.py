@@ -8,6 +8,7 @@ that one scanner serves both reading and rewriting, so the two always agree.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import html as _html
@@ -123,6 +124,32 @@ class _Tag:
         return "" if attr.value is None else _unescape_attr(attr.value)
 
 
+@dataclass(frozen=True)
+class PageScan:
+    """What the tokenizer found in a whole page: its images, its stylesheet links and its head."""
+
+    images: list[ImgTag]
+    in_scheme_picture: tuple[bool, ...]  # per image: inside a <picture> with <source media>
+    link_hrefs: frozenset[str]  # the hrefs of its <link>s, entities decoded
+    head_open_end: int | None  # just past <head>
+    head_close: int | None  # at </head>
+
+    @property
+    def head_at(self) -> int | None:
+        """Where a new `<link>` goes: at `</head>`, else just past `<head>`; None: no head."""
+        return self.head_close if self.head_close is not None else self.head_open_end
+
+    def memo_entry(self) -> list:
+        """What a memo keeps of it (JSON): tags as starts and raw text, to be split again."""
+        return [[t.start for t in self.images], [t.parsed.raw if t.parsed else "" for t in self.images],
+                list(self.in_scheme_picture), sorted(self.link_hrefs), self.head_open_end, self.head_close]
+
+
+def page_key(html: str) -> str:
+    """A page's key in a scan memo: the digest of its text."""
+    return hashlib.sha1(html.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def find_images(html: str, classes: ClassNames, memo: dict[str, list] | None = None) -> list[ImgTag]:
     """Every `<img>` a browser would render from `html`, in document order; never raises.
 
@@ -130,33 +157,58 @@ def find_images(html: str, classes: ClassNames, memo: dict[str, list] | None = N
     large site otherwise spends most of its time re-parsing unchanged pages); JSON-able."""
     if "<img" not in html.lower():  # most pages of a docs site have none: skip the slow parser
         return []
+    return scan_page(html, classes, memo).images
+
+
+def scan_page(html: str, classes: ClassNames, memo: dict[str, list] | None = None) -> PageScan:
+    """`find_images` for a whole page, with its links and head (for `rewrite_page`): one parse,
+    or none when `memo` holds the page."""
     key = None
     if memo is not None:
-        key = hashlib.sha1(html.encode("utf-8", "surrogatepass")).hexdigest()
+        key = page_key(html)
         found = _from_memo(html, classes, memo.get(key))
         if found is not None:
             return found
     scan = _scan(html)
+    flags = tuple(tag.start in scan.scheme_pictures for tag in scan.imgs)
+    hrefs = frozenset(href for link in scan.links if (href := link.value("href")) is not None)
+    page = PageScan([_img_tag(tag, classes, flag) for tag, flag in zip(scan.imgs, flags)], flags, hrefs,
+                    scan.head_open_end, scan.head_close)
     if key is not None:
-        memo[key] = [[tag.start for tag in scan.imgs], [tag.raw for tag in scan.imgs],
-                     [tag.start in scan.scheme_pictures for tag in scan.imgs]]
-    return [_img_tag(tag, classes, tag.start in scan.scheme_pictures) for tag in scan.imgs]
+        memo[key] = page.memo_entry()
+    return page
 
 
-def _from_memo(html: str, classes: ClassNames, kept: object) -> list[ImgTag] | None:
-    """The page's images from what an earlier scan of the same text kept; None if unusable."""
+def _from_memo(html: str, classes: ClassNames, kept: object) -> PageScan | None:
+    """The page's scan from what an earlier scan of the same text kept; None if unusable."""
     try:
-        starts, raws, in_picture = kept  # type: ignore[misc]
-        if not len(starts) == len(raws) == len(in_picture):
+        starts, raws, flags, hrefs, head_open_end, head_close = kept  # type: ignore[misc]
+        if not len(starts) == len(raws) == len(flags):
             return None
-        found = []
-        for start, raw, scheme in zip(starts, raws, in_picture):
-            if not (isinstance(start, int) and isinstance(raw, str) and raw and html.startswith(raw, start)):
+        for at in (head_open_end, head_close):
+            if at is not None and not (isinstance(at, int) and 0 < at <= len(html)):
                 return None
-            found.append(_img_tag(_Tag(start, start + len(raw), raw, _scan_attrs(raw)), classes, scheme is True))
-        return found
+        found = []
+        for start, raw, flag in zip(starts, raws, flags):
+            # A start or raw of the wrong type raises TypeError here: the memo is damaged.
+            if not (raw and html.startswith(raw, start)) or start < 0:
+                return None
+            attrs, tag = _kept_tag(raw, classes, flag is True)
+            end = start + len(raw)
+            found.append(ImgTag(start, end, tag.src, tag.srcset, list(tag.classes), tag.explicit_label,
+                                tag.skip_reason, tag.remote, _Tag(start, end, raw, attrs)))
+        if not all(type(h) is str for h in hrefs):
+            return None
+        return PageScan(found, tuple(flag is True for flag in flags), frozenset(hrefs), head_open_end, head_close)
     except (TypeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=4096)  # a logo, or an image on many pages, is the same tag each time
+def _kept_tag(raw: str, classes: ClassNames, in_scheme_picture: bool) -> tuple[list[_Attr], ImgTag]:
+    """A tag's attributes and what it says, wherever it is (offsets are the caller's to set)."""
+    attrs = _scan_attrs(raw)
+    return attrs, _img_tag(_Tag(0, len(raw), raw, attrs), classes, in_scheme_picture)
 
 
 def rewrite(html: str, updates: Mapping[int, TagUpdate], found: Sequence[ImgTag] | None = None) -> str:
@@ -192,6 +244,84 @@ def link_stylesheet(html: str, href: str) -> str:
     return f'{html[:at]}<link rel="stylesheet" href="{_html.escape(href)}">{html[at:]}'
 
 
+@dataclass(frozen=True)
+class PageRewrite:
+    """A page `rewrite_page` rewrote: its text, what changed, and (on demand) the new text's scan."""
+
+    html: str
+    changed: list[ImgTag]  # the tags (of the old text) whose text changed
+    linked: bool  # the stylesheet link was added
+    _old: str = field(repr=False)
+    _scan: PageScan = field(repr=False)
+    _edits: list[tuple[int, int, str]] = field(repr=False)  # (start, end, new text), in order
+    _hrefs: frozenset[str] = field(repr=False)
+
+    def memo_entry(self) -> list:
+        """What scan_page would keep for the new text: the old scan's tags, links and head,
+        moved by what was inserted before them (a rewrite changes only attributes in tags)."""
+        scan, edits = self._scan, self._edits
+        ends, grown = [end for _, end, _ in edits], [0]
+        for start, end, text in edits:
+            grown.append(grown[-1] + len(text) - (end - start))
+
+        def moved(offset: int | None, end_of_tag: bool = False) -> int | None:
+            """Where `offset` of the old text is in the new; an insertion at the offset itself
+            comes before what starts there, and after what ends there (`end_of_tag`)."""
+            if offset is None:
+                return None
+            i = bisect.bisect_left(ends, offset)
+            new = offset + grown[i]
+            for start, end, text in edits[i:]:
+                if end != offset:
+                    break
+                if start < end or not end_of_tag:
+                    new += len(text) - (end - start)
+            return new
+
+        raws = {start: text for start, end, text in edits if start < end}
+        return [[moved(t.start) for t in scan.images],
+                [raws.get(t.start) or self._old[t.start : t.end] for t in scan.images],
+                list(scan.in_scheme_picture), sorted(self._hrefs), moved(scan.head_open_end, end_of_tag=True),
+                moved(scan.head_close)]
+
+
+def rewrite_page(
+    html: str, updates: Mapping[int, TagUpdate], scan: PageScan, stylesheet_href: str | None = None
+) -> PageRewrite:
+    """`rewrite`, then `link_stylesheet`, in one pass over a page `scan_page` scanned, without
+    parsing it again; the same bytes as those two calls. A rewrite changes only attributes inside
+    `<img>` tags, so the new text has the old one's tags, links and head, moved by what was
+    inserted before them: its scan is known too (`memo_entry`), and the next run on the new text
+    (`apply` on its own output) need not parse it either."""
+    tags = {tag.start: tag for tag in scan.images} if updates else {}
+    if not updates.keys() <= tags.keys():
+        unknown = sorted(set(updates) - set(tags))
+        raise ValueError(f"no <img> tag starts at offset(s) {unknown}; was the page changed after scan_page?")
+    edits: list[tuple[int, int, str]] = []  # (start, end, new text); the link is (at, at, text)
+    changed = []
+    for start in sorted(updates):
+        tag = tags[start]
+        raw = html[tag.start : tag.end]
+        text = _rewritten_tag(raw, updates[start])
+        if text != raw:
+            edits.append((tag.start, tag.end, text))
+            changed.append(tag)
+    at, hrefs = scan.head_at, scan.link_hrefs
+    linked = stylesheet_href is not None and at is not None and stylesheet_href not in hrefs
+    if linked:
+        # A tag may start where the link goes (`<head><img>`): the link comes first, as
+        # link_stylesheet puts it at that offset of the rewritten page.
+        edits.append((at, at, f'<link rel="stylesheet" href="{_html.escape(stylesheet_href)}">'))
+        edits.sort(key=lambda e: (e[0], e[1]))
+        hrefs = hrefs | {stylesheet_href}
+    out, pos = [], 0
+    for start, end, text in edits:
+        out += [html[pos:start], text]
+        pos = end
+    out.append(html[pos:])
+    return PageRewrite("".join(out) if edits else html, changed, linked, html, scan, edits, hrefs)
+
+
 def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:
     src = tag.value("src")
     if src is not None:
@@ -214,6 +344,11 @@ def _img_tag(tag: _Tag, names: ClassNames, in_scheme_picture: bool) -> ImgTag:
         skip = None
     remote = bool(src) and (src.startswith("//") or src.lower().startswith(("http://", "https://")))
     return ImgTag(tag.start, tag.end, src, tag.value("srcset"), classes, label, skip, remote, tag)
+
+
+@functools.lru_cache(maxsize=4096)  # an image on many pages: the same tag, the same update
+def _rewritten_tag(raw: str, update: TagUpdate) -> str:
+    return _rewrite_tag(_Tag(0, len(raw), raw, _scan_attrs(raw)), update)
 
 
 def _rewrite_tag(tag: _Tag, update: TagUpdate) -> str:

@@ -16,7 +16,7 @@ from .css import BACKDROP_ATTRIBUTE, backdrop_enabled
 from .engine import Engine, ImageRequest, ImageResult
 from .errors import shorten
 from .fileio import read_cache, write_cache
-from .htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, rewrite
+from .htmlrewrite import ClassNames, ImgTag, PageScan, TagUpdate, find_images, page_key, rewrite, rewrite_page, scan_page
 
 if TYPE_CHECKING:
     from .remote import RemoteFetcher
@@ -29,6 +29,7 @@ class Resolved:
     path: Path | None
     key: str
     problem: str | None = None  # e.g. "outside the docs directory"; the tag is left unchanged
+    theme: bool = False  # the theme's own image (its chrome): left to the theme, as MkDocs leaves it
 
 
 BACKDROP_VALUE = "dark-ink"
@@ -39,6 +40,7 @@ Resolver = Callable[[str], Resolved | None]  # None: not ours to touch (remote, 
 class _Page:
     html: str
     found: list[ImgTag] = field(default_factory=list)  # every <img> of html, as find_images parsed it
+    scan: PageScan | None = None  # a whole page's scan (add_page(whole=True)): images, links, head
     tags: list[tuple[ImgTag, Resolved]] = field(default_factory=list)
     remote: list[tuple[ImgTag, str]] = field(default_factory=list)  # (tag, URL) to fetch in classify
 
@@ -57,19 +59,31 @@ class PageBatch:
         self._results: dict[str, ImageResult] = {}
         self._scans: ScanMemo | None = None  # what the tokenizer found on each page, by digest
         self._updates: dict[tuple, TagUpdate] = {}
+        self.theme_tags = 0  # <img> tags of the theme's, left alone
+        self._whole = False  # whole pages: the scans are saved after the rewrite (save_scans)
 
     def add_page(
-        self, page_id: str, html: str, resolve: Resolver, front_matter: Mapping[str, str] | None = None
+        self, page_id: str, html: str, resolve: Resolver, front_matter: Mapping[str, str] | None = None,
+        *, whole: bool = False,
     ) -> None:
-        """Collect the page's images. `front_matter` maps site-relative keys to 'invert' / 'keep'."""
+        """Collect the page's images. `front_matter` maps site-relative keys to 'invert' / 'keep'.
+        `whole`: a whole page, not only its content: its head is scanned too, for `page_rewrite`."""
         page = _Page(html)
         if self._scans is None:
             self._scans = ScanMemo(self.engine.site_cache_path("pages"))
-        page.found = find_images(html, self.classes, self._scans.pages)
+        if whole:
+            self._whole = True
+            page.scan = scan_page(html, self.classes, self._scans.pages)
+            page.found = page.scan.images
+        else:
+            page.found = find_images(html, self.classes, self._scans.pages)
         for tag in page.found:
             if tag.skip_reason or not tag.src:
                 continue
             resolved = resolve(tag.src)
+            if resolved is not None and resolved.theme:
+                self.theme_tags += 1
+                continue
             if resolved is None:
                 url = _normalize_url(tag.src) if self._remote and tag.remote else None
                 if url:
@@ -80,13 +94,17 @@ class PageBatch:
                                  shorten(resolved.problem))
                 continue
             page.tags.append((tag, resolved))
+        if front_matter:
+            self._add_front_matter(page_id, page, front_matter)
+        self._pages[page_id] = page
+
+    def _add_front_matter(self, page_id: str, page: _Page, front_matter: Mapping[str, str]) -> None:
         keys_on_page = {resolved.key for _, resolved in page.tags} | {url for _, url in page.remote}
-        for key, label in (front_matter or {}).items():
+        for key, label in front_matter.items():
             if key not in keys_on_page:
                 self.log.warning("%s: front matter names %s, which is not an image on this page", page_id,
                                  shorten(repr(key)))
             self._front_matter[key] = label
-        self._pages[page_id] = page
 
     def classify(self) -> list[ImageResult]:
         """Classify every distinct image of every page in one batched pass."""
@@ -102,7 +120,7 @@ class PageBatch:
                 current = requests.get(resolved.key)
                 if current is None or (source == "explicit" and current.label_source != "explicit"):
                     requests[resolved.key] = ImageRequest(resolved.path, resolved.key, label, source)
-        if self._scans is not None:
+        if self._scans is not None and not self._whole:
             self._scans.save()
         results = self.engine.classify(list(requests.values()), memo=True, whole_site=True)
         self._results = {r.request.key: r for r in results}
@@ -138,6 +156,30 @@ class PageBatch:
     def rewritten(self, page_id: str) -> str:
         """The page with classes and data attributes on its classified images; unchanged elsewhere."""
         page = self._pages[page_id]
+        updates = self._page_updates(page)
+        return rewrite(page.html, updates, page.found) if updates else page.html
+
+    def page_rewrite(
+        self, page_id: str, stylesheet_href: str | None = None, *, remember: bool = True
+    ) -> tuple[str, tuple[tuple[str, str], ...], bool]:
+        """A whole page (`add_page(whole=True)`) rewritten and linked to the stylesheet, without
+        parsing it again: (its text, (src, class added) per `<img>` whose text changed, whether
+        the link was added). `remember`: the new text's scan goes to the memo too, for a run that
+        reads the page back (`apply` on its own output); `save_scans` keeps the memo."""
+        page = self._pages[page_id]
+        assert page.scan is not None and self._scans is not None, "page_rewrite needs add_page(whole=True)"
+        updates = self._page_updates(page)
+        new = rewrite_page(page.html, updates, page.scan, stylesheet_href)
+        if remember and new.html != page.html:
+            self._scans.pages[page_key(new.html)] = new.memo_entry()
+        return new.html, tuple((tag.src or "", updates[tag.start].add_class) for tag in new.changed), new.linked
+
+    def save_scans(self) -> None:
+        """Keep the scans of this run's pages (whole pages: after page_rewrite) for the next run."""
+        if self._scans is not None:
+            self._scans.save()
+
+    def _page_updates(self, page: _Page) -> dict[int, TagUpdate]:
         updates = {}
         for tag, resolved in page.tags:
             result = self._results.get(resolved.key)
@@ -151,7 +193,7 @@ class PageBatch:
                     updates[tag.start] = TagUpdate(label, remove_attrs=(BACKDROP_ATTRIBUTE,))
                 continue
             updates[tag.start] = self.tag_update(result)
-        return rewrite(page.html, updates, page.found) if updates else page.html
+        return updates
 
     def tag_update(self, result: ImageResult) -> TagUpdate:
         c = self.classes
@@ -184,10 +226,10 @@ class PageBatch:
 
 
 class ScanMemo:
-    """The pages' scans (htmlrewrite.find_images' memo) kept in the store between builds; only
+    """The pages' scans (htmlrewrite.scan_page's memo) kept in the store between builds; only
     the pages of the latest build are kept. A cache: unreadable means every page is parsed."""
 
-    _FORMAT = 1
+    _FORMAT = 2  # 2: with each page's <link> hrefs and head offsets
 
     def __init__(self, path: Path):
         self.path = path

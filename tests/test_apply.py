@@ -246,7 +246,77 @@ def test_second_apply_changes_nothing(hugo: Path, capsys) -> None:
     assert apply(hugo, *args) == 0
     assert digests(hugo) == first
     assert {p: p.stat().st_mtime_ns for p in hugo.rglob("*")} == mtimes  # not even rewritten
-    assert "changed 0;" in capsys.readouterr().out
+    assert "changed 0 (nothing to do" in capsys.readouterr().out
+
+
+def count_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every page the tokenizer parses from now on (htmlrewrite._scan is the only parse)."""
+    from invertornot_ssg import htmlrewrite
+
+    parsed: list[str] = []
+    real = htmlrewrite._scan
+
+    def scan(html: str):
+        parsed.append(html)
+        return real(html)
+
+    monkeypatch.setattr(htmlrewrite, "_scan", scan)
+    return parsed
+
+
+def fsynced_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files fsync'd from now on."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fsync'd paths from /proc")
+def test_each_page_parsed_once_and_only_changed_pages_written(hugo: Path, monkeypatch, capsys) -> None:
+    """A first run parses each page once; then an unchanged page is neither parsed nor written
+    (inode and mtime kept) and a changed one gets what a first run would write; no page is fsync'd."""
+    pages = sorted(hugo.rglob("*.html"))
+    args = ("--base-url", "/docs/", "--overrides", str(hugo.parent / "invertornot.yml"))
+    fresh = hugo.parent / "fresh"
+    shutil.copytree(hugo, fresh)
+    parsed, synced = count_scans(monkeypatch), fsynced_files(monkeypatch)
+    assert apply(hugo, *args) == 0
+    assert len(parsed) == len(pages) == len(set(parsed))
+    assert not [p for p in synced if p.endswith(".html") or ".html." in p]
+    assert any(p.endswith("invertornot.yml") or ".invertornot.yml." in p for p in synced)  # labels: durable
+    stats = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in pages}
+
+    edited = hugo / "404.html"  # a build regenerates one page, with a new image
+    text = '<html><head></head><body><img src="/docs/images/photo.jpg"><img src="/docs/images/chart.png"></body></html>'
+    edited.write_text(text)
+    (fresh / "404.html").write_text(text)
+    stats[edited] = (edited.stat().st_ino, edited.stat().st_mtime_ns)
+    parsed.clear()
+    capsys.readouterr()
+    assert apply(hugo, *args) == 0
+    assert parsed == [text]  # only the page that changed
+    assert "changed 1;" in capsys.readouterr().out
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in pages if p != edited} == {
+        p: v for p, v in stats.items() if p != edited
+    }
+    assert edited.stat().st_ino != stats[edited][0]  # replaced, atomically
+    assert apply(fresh, *args) == 0  # a first run on the same pages: the same bytes
+    assert tree(hugo) == tree(fresh)
+
+    parsed.clear()
+    capsys.readouterr()
+    assert apply(hugo, *args) == 0  # applied twice: a no-op, and it says so
+    assert parsed == []
+    assert "changed 0 (nothing to do: every page is already as apply leaves it);" in capsys.readouterr().out
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in pages if p != edited} == {
+        p: v for p, v in stats.items() if p != edited
+    }
 
 
 def test_dry_run_writes_nothing(hugo: Path, capsys) -> None:

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invertornot_ssg.htmlrewrite import ClassNames, ImgTag, TagUpdate, find_images, link_stylesheet, rewrite
+from invertornot_ssg.htmlrewrite import (
+    ClassNames, ImgTag, TagUpdate, find_images, link_stylesheet, rewrite, rewrite_page, scan_page,
+)
 from invertornot_ssg.settings import Settings
 
 NAMES = ClassNames.from_settings(Settings())
@@ -524,9 +526,53 @@ def test_junk_never_raises_and_keeps_the_invariants(html, data):
     assert rewrite(html, {}) == html
     for tag in find_images(html, NAMES):
         assert html[tag.start] == "<" and html[tag.end - 1] == ">"
-    _check_rewrite(html, data)
+    _, updates, _, _ = _check_rewrite(html, data)
     linked = link_stylesheet(html, "x.css")
     assert link_stylesheet(linked, "x.css") == linked
+    _check_rewrite_page(html, updates)
+
+
+def _check_rewrite_page(html: str, updates: dict[int, TagUpdate], href: str = "x.css") -> None:
+    """rewrite_page, from one scan (or the memo of one), gives the bytes of rewrite + link_stylesheet,
+    names exactly the tags whose text changed, and knows what a scan of the new text finds."""
+    expected = link_stylesheet(rewrite(html, updates), href)
+    memo: dict = {}
+    for scan in (scan_page(html, NAMES), scan_page(html, NAMES, memo), scan_page(html, NAMES, memo)):
+        new = rewrite_page(html, updates, scan, href)
+        assert new.html == expected
+        assert new.linked == (expected != rewrite(html, updates))
+        assert [t.start for t in new.changed] == [
+            start for start in sorted(updates) if rewrite(html, {start: updates[start]}) != html
+        ]
+        assert new.memo_entry() == scan_page(new.html, NAMES).memo_entry()
+    unchanged = rewrite_page(html, {}, scan_page(html, NAMES))
+    assert (unchanged.html, unchanged.changed, unchanged.linked) == (html, [], False)
+    assert unchanged.memo_entry() == scan_page(html, NAMES).memo_entry()
+
+
+@PROPERTY
+@given(page(), st.data())
+def test_rewrite_page_is_rewrite_then_link_stylesheet(generated, data):
+    html, _ = generated
+    updates = {t.start: data.draw(UPDATE) for t in find_images(html, NAMES)}
+    _check_rewrite_page(html, updates, data.draw(st.sampled_from(["x.css", "../a&b.css"])))
+    out = rewrite_page(html, updates, scan_page(html, NAMES), "x.css").html
+    again = {t.start: u for t, u in zip(find_images(out, NAMES), (updates[s] for s in sorted(updates)))}
+    twice = rewrite_page(out, again, scan_page(out, NAMES), "x.css")
+    assert (twice.html, twice.changed, twice.linked) == (out, [], False)  # applied twice: a no-op
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<html><head><img src="h.png"></head><body><img src=b.png></body>',  # a tag where the link goes
+        "<head><img src=a.png><title>t</title>",  # no </head>: after <head>
+        '<head><link rel=stylesheet href="x.css"></head><img src=a.png>',  # linked already
+        "<p><img src=a.png></p>",  # no head: images only
+    ],
+)
+def test_rewrite_page_examples(html):
+    _check_rewrite_page(html, {t.start: AUTO_INVERT for t in find_images(html, NAMES)})
 
 
 def test_memo_gives_what_a_scan_gives_and_ignores_what_does_not_fit() -> None:
@@ -543,8 +589,22 @@ def test_memo_gives_what_a_scan_gives_and_ignores_what_does_not_fit() -> None:
         from_memo = find_images(html, NAMES, memo)
         assert from_memo == find_images(html, NAMES)
         assert rewrite_all(html) == rewrite(html, {t.start: AUTO_INVERT for t in from_memo}, from_memo)
-    (key,) = [k for k, (starts, _, _) in memo.items() if len(starts) == 2]
+    (key,) = [k for k, (starts, *_) in memo.items() if len(starts) == 2]
     memo[key][1][0] = '<img src="other.png">'  # does not match the page: scanned again
     assert find_images(pages[0], NAMES, memo) == find_images(pages[0], NAMES)
     memo[key] = "damaged"
     assert find_images(pages[0], NAMES, memo) == find_images(pages[0], NAMES)
+    memo[key] = memo[key][:3] if isinstance(memo[key], list) else memo[key]  # a memo of format 1
+    assert find_images(pages[0], NAMES, memo) == find_images(pages[0], NAMES)
+
+
+def test_page_memo_keeps_links_and_head() -> None:
+    html = '<html><head><link rel=stylesheet href="a.css"><link rel=icon></head><body><p>no images</p>'
+    memo: dict = {}
+    scan = scan_page(html, NAMES, memo)
+    assert scan.link_hrefs == {"a.css"} and html.startswith("</head>", scan.head_at) and not scan.images
+    assert len(memo) == 1  # a whole page is kept even without images: its head is needed
+    assert scan_page(html, NAMES, memo) == scan
+    (key,) = memo
+    memo[key][5] = len(html) + 5  # a head past the page's end: scanned again
+    assert scan_page(html, NAMES, memo) == scan

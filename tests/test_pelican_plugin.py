@@ -303,6 +303,64 @@ def test_only_classes_and_the_link_change(pelican_site: Path, monkeypatch: pytes
     assert not (out / "invertornot.css").exists()
 
 
+def logo_theme(site: Path) -> Path:
+    """Pelican's default theme with a logo in its header, as many blogs' themes have: one
+    `<img>` from THEME_STATIC_DIR on every page."""
+    import pelican
+
+    theme = site / "logo-theme"
+    shutil.copytree(Path(pelican.__file__).parent / "themes" / "notmyidea", theme)
+    (theme / "static" / "images").mkdir(exist_ok=True)
+    shutil.copy(site / "content" / "images" / "pie-chart.png", theme / "static" / "images" / "logo.png")
+    base = theme / "templates" / "base.html"
+    header = '<header id="banner" class="body">'
+    assert header in base.read_text()
+    base.write_text(base.read_text().replace(
+        header, header + '<img src="{{ SITEURL }}/{{ THEME_STATIC_DIR }}/images/logo.png" alt="logo">', 1
+    ))
+    return theme
+
+
+@pytest.mark.parametrize("static_dir", ["theme", "assets/theme"])
+def test_theme_logo_is_left_to_the_theme(
+    pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder, static_dir: str
+) -> None:
+    """The theme's chrome is not content: as in MkDocs, the theme keeps it as it is, however often
+    it appears (here the same file as a content image, which is classified)."""
+    theme = logo_theme(pelican_site)
+    out = pelican_build(pelican_site, monkeypatch, THEME=str(theme), THEME_STATIC_DIR=static_dir,
+                        **fake_settings(pelican_site))
+    logos = 0
+    for page in sorted(out.rglob("*.html")):
+        html = page.read_text()
+        for tag in find_images(html, NAMES):
+            if tag.src.endswith(f"{static_dir}/images/logo.png"):
+                logos += 1
+                assert html[tag.start : tag.end] == f'<img src="{tag.src}" alt="logo">', page
+    assert logos == len(list(out.rglob("*.html"))) >= 10
+    about = (out / "pages" / "about.html").read_text()
+    assert our_class(images_by_src(about)["/blog/images/pie-chart.png"][0]) is not None
+    assert "logo.png" not in (pelican_site / "invertornot.yml").read_text()
+
+
+def test_warm_build_parses_no_page(pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder) -> None:
+    """A cold build parses each page once; a warm one none (their scans are kept), with the same pages,
+    each written where Pelican wrote it."""
+    from test_apply import count_scans
+
+    theme = str(logo_theme(pelican_site))
+    parsed = count_scans(monkeypatch)
+    out = pelican_build(pelican_site, monkeypatch, THEME=theme, **fake_settings(pelican_site))
+    first = {p: p.read_bytes() for p in out.rglob("*.html")}
+    inodes = {p: p.stat().st_ino for p in first}
+    assert len(parsed) == len(first) == len(set(parsed))
+    parsed.clear()
+    pelican_build(pelican_site, monkeypatch, THEME=theme, **fake_settings(pelican_site))
+    assert parsed == []
+    assert {p: p.read_bytes() for p in out.rglob("*.html")} == first
+    assert {p: p.stat().st_ino for p in first} == inodes  # rewritten in place, as Pelican writes them
+
+
 def test_refused_and_missing_images_warn(
     pelican_site: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,6 +6,8 @@ only Pelican's signals; the core (and the model behind it) is imported in the ha
 """
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 import posixpath
@@ -74,6 +76,24 @@ def content_written(path: str, context: Mapping[str, Any]) -> None:
     _build.static_content = context.get("static_content") or _build.static_content
 
 
+def _gc_paused(handler):
+    """Run `handler` with the cyclic GC paused: each collection would walk every object of Pelican's
+    site, and the pass (its imports included) makes no cycles worth collecting."""
+
+    @functools.wraps(handler)
+    def paused(*args: Any) -> None:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            handler(*args)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def finalized(pelican: Any) -> None:
     """Everything is written: classify all images of the written pages at once and rewrite them."""
     settings = plugin_settings(pelican.settings)
@@ -85,7 +105,9 @@ def finalized(pelican: Any) -> None:
 
     output, content = Path(pelican.output_path), Path(pelican.settings["PATH"])
     siteurl = pelican.settings.get("SITEURL") or ""
-    resolver = SiteResolver(output, [siteurl] if siteurl else [], allowed_roots=[content])
+    # The theme's images (its logo, on every page) are its chrome: left to the theme, as in MkDocs.
+    theme_static = pelican.settings.get("THEME_STATIC_DIR") or "theme"
+    resolver = SiteResolver(output, [siteurl] if siteurl else [], allowed_roots=[content], theme_dirs=[theme_static])
     pages = [
         SitePage(Path(path), front_matter(build.pages[path], build.static_content))
         for path in written
@@ -98,7 +120,8 @@ def finalized(pelican: Any) -> None:
         css_href = lambda page_id: absolute_href(siteurl)  # noqa: E731
     engine = _engine(settings)
     dark_mode = theme_dark_mode(pelican.settings)
-    run = process_site(engine, resolver, pages, css_href=css_href, logger=log, dark_mode=dark_mode)
+    run = process_site(engine, resolver, pages, css_href=css_href, in_place=True, logger=log,
+                       dark_mode=dark_mode)
     _say(f"invertornot: {engine.summary(run.results)}")
 
 
