@@ -157,7 +157,7 @@ def pelican(theme_path: str | os.PathLike | None) -> DarkMode:
     name = root.name
     found = css_dark_mode(name, _css_files([str(root)]))
     if not found.found:
-        return none(name, f"Pelican theme {name}'s stylesheets ({root}) have no dark mode")
+        return none(name, f"Pelican theme {name}'s stylesheets have no dark mode")
     if name == "notmyidea":
         return DarkMode(name, found.rules, NOTMYIDEA_DARK)
     return found
@@ -191,7 +191,7 @@ def built_site(root: Path, pages: Sequence[Path]) -> DarkMode:
     inline = "\n".join(re.findall(r"(?is)<style[^>]*>(.*?)</style>", text))
     found = css_dark_mode("site", [*_css_files([str(root)])], extra=inline)
     if not found.found:
-        return none("site", f"no page under {root} marks a dark mode and its CSS has no prefers-color-scheme: dark rule")
+        return none("site", "no page marks a dark mode and the site's CSS has no prefers-color-scheme: dark rule")
     return found
 
 
