@@ -11,7 +11,7 @@ from .results import ImageRequest, ImageResult, SITE_LABEL_METHODS
 
 
 class Classifying:
-    """Engine's part: one batched pass over a build's images: human labels, embedding, automatic decisions, the build memo."""
+    """Engine's classify(): human labels, embedding, automatic decisions in one pass; the build memo."""
 
     def classify(self, requests: Sequence[ImageRequest], memo: bool = False,
                  whole_site: bool = False) -> list[ImageResult]:

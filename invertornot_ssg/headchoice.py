@@ -14,7 +14,7 @@ from .store import HEADS_DIR
 
 
 class HeadChoice:
-    """Engine's part: which head an engine uses (the site's, one named in the settings, or the shipped one), loaded lazily."""
+    """Engine's head: the site's, one named in the settings, or the shipped one; loaded lazily."""
 
     @property
     def head_info(self) -> HeadInfo | None:

@@ -23,7 +23,7 @@ def is_current(record: ImageRecord) -> bool:
 
 
 class LabelLending:
-    """Engine's part: the labels a build lends: site and bootstrap labels, the labeled set, cached automatic decisions."""
+    """Engine's labeled images: site and bootstrap labels, the labeled set, cached automatic decisions."""
 
     def bootstrap(self) -> LabeledSet | None:
         if self._bootstrap is False:

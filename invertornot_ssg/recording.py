@@ -11,7 +11,7 @@ from .results import ImageResult
 
 
 class Recording:
-    """Engine's part: after the build: the decisions written into the overrides file, and the one-line summary."""
+    """Engine's after-build work: record() into the overrides file, summary()."""
 
     def load_overrides(self) -> Overrides:
         if self.overrides_path is None:

@@ -138,11 +138,7 @@ class DatabaseMixin:
             yield
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error as rollback_exc:  # the original error says more
-                    self.logger.debug("rollback of %s failed: %s", self.db_path, rollback_exc)
+            self._rollback(conn)
             raise
 
     @contextlib.contextmanager
@@ -156,14 +152,18 @@ class DatabaseMixin:
         try:
             yield
         except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error as rollback_exc:  # the original error says more
-                    self.logger.debug("rollback of %s failed: %s", self.db_path, rollback_exc)
+            self._rollback(conn)
             raise
         if conn.in_transaction:
             conn.execute("COMMIT")
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back after an error, if a transaction is still open; the original error says more."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as rollback_exc:
+                self.logger.debug("rollback of %s failed: %s", self.db_path, rollback_exc)
 
     def _select_in(self, sql: str, params: tuple[Any, ...], keys: Iterable[str]) -> list[tuple[Any, ...]]:
         """Rows of `sql` (one `IN ({})` placeholder) for all `keys`, queried in chunks."""
