@@ -27,7 +27,7 @@ class EmbeddingStore(RecordsMixin, VectorsMixin, IndexSyncMixin, DatabaseMixin, 
 
     def __init__(self, root: Path | str, logger: logging.Logger | None = None):
         self.root = Path(root)
-        self.logger = logger or logging.getLogger(__name__)
+        self.logger = logger or logging.getLogger("invertornot_ssg.store")  # the package, as logging configs name it
         self.db_path = self.root / DB_NAME
         self.manifest_path = self.root / MANIFEST_NAME
         self.lock_path = self.root / LOCK_NAME
