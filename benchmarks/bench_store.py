@@ -179,9 +179,9 @@ def query_worker(root: Path, queries_path: Path, truth_path: Path, flat: bool) -
         "recall_at_10": recall,
     }
     # Two FAISS threads for the same single queries (the store uses one; see SEARCH_THREADS).
-    from invertornot_ssg import store as store_module
+    from invertornot_ssg.store import faiss_index
 
-    store_module.SEARCH_THREADS = 2
+    faiss_index.SEARCH_THREADS = 2
     two = []
     for q in queries[:200]:
         t = time.perf_counter()

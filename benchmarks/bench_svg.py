@@ -20,6 +20,7 @@ from common import median  # noqa: E402
 from sitegen import svg as diagram  # noqa: E402
 
 from invertornot_ssg import images  # noqa: E402
+from invertornot_ssg.images import loaded, svg  # noqa: E402
 
 
 def corpus(extra: Path | None) -> list[bytes]:
@@ -39,7 +40,7 @@ def direct(resvg_py, svg: str, box: tuple[int, int]) -> bytes:
     try:
         return resvg_py.svg_to_bytes(svg_string=svg, width=box[0], height=box[1], dpi=96.0)
     except ValueError as exc:
-        raise images._Reject("svg-error", str(exc)) from None
+        raise loaded._Reject("svg-error", str(exc)) from None
 
 
 def run(files: list[bytes]) -> float:
@@ -55,15 +56,15 @@ def main() -> None:
     parser.add_argument("--extra", type=Path)
     args = parser.parse_args()
     files = corpus(args.extra)
-    hardened = (images._check_structure, images._rasterize)
+    hardened = (svg._check_structure, svg._rasterize)
     plain = (lambda root: None, direct)
     times: dict[str, list[float]] = {"before": [], "hardened": []}
     run(files)  # warm up: imports, resvg's font database
     for _ in range(args.rounds):
         for name, (check, rasterize) in (("before", plain), ("hardened", hardened)):
-            images._check_structure, images._rasterize = check, rasterize
+            svg._check_structure, svg._rasterize = check, rasterize
             times[name].append(run(files))
-    images._check_structure, images._rasterize = hardened
+    svg._check_structure, svg._rasterize = hardened
     before, after = median(times["before"]), median(times["hardened"])
     ratios = sorted(h / b for h, b in zip(times["hardened"], times["before"]))
     print(f"{len(files)} SVGs, median of {args.rounds} rounds: before {1000 * before / len(files):.2f} ms/SVG,"

@@ -1,4 +1,4 @@
-"""images.py: every format we promise, every bad input its own error, statistics and hashes."""
+"""invertornot_ssg.images: every format we promise, every bad input its own error, statistics and hashes."""
 from __future__ import annotations
 
 import colorsys

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from invertornot_ssg.errors import StoreError
-from invertornot_ssg import store as store_module
+from invertornot_ssg.store import faiss_index
 from invertornot_ssg.store import EmbeddingStore, ImageRecord, _index_kind, embedder_slug
 
 EMB = "clip:ViT-B-32/laion2b"
@@ -171,8 +171,8 @@ def test_large_store_switches_to_an_approximate_index_once_per_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
     """Past FLAT_MAX vectors the index is rebuilt as IVF (8-bit vectors), and again when it grows 4x."""
-    monkeypatch.setattr(store_module, "FLAT_MAX", 200)  # the real steps are 16k, 64k, 256k, 1M vectors
-    monkeypatch.setattr(store_module, "IVF_NLIST_MIN", 4)
+    monkeypatch.setattr(faiss_index, "FLAT_MAX", 200)  # the real steps are 16k, 64k, 256k, 1M vectors
+    monkeypatch.setattr(faiss_index, "IVF_NLIST_MIN", 4)
     vectors, sha1s = unit_vectors(1000, seed=7), sha1s_for(1000)
     kind = lambda s: _index_kind(s._indexes[EMB].index)  # noqa: E731
     with open_store(tmp_path) as s:
@@ -193,8 +193,8 @@ def test_large_store_switches_to_an_approximate_index_once_per_step(
 
 
 def test_large_index_file_is_written_every_sixteenth_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(store_module, "FLAT_MAX", 200)
-    monkeypatch.setattr(store_module, "IVF_NLIST_MIN", 4)
+    monkeypatch.setattr(faiss_index, "FLAT_MAX", 200)
+    monkeypatch.setattr(faiss_index, "IVF_NLIST_MIN", 4)
     vectors, sha1s = unit_vectors(330, seed=3), sha1s_for(330)
     on_disk = lambda: faiss.read_index(str(tmp_path / f"index-{embedder_slug(EMB)}.faiss")).ntotal  # noqa: E731
     with open_store(tmp_path) as s:
