@@ -411,7 +411,7 @@ def test_the_docs_snippet_adds_the_build_classes_in_chromium(tmp_path, fake_embe
             try:
                 page.goto(f"{host.url}/page.html")
                 page.wait_for_function("['labeled', 'photo', 'later'].every("
-                                       "(id) => document.getElementById(id).className !== '')", timeout=30_000)
+                                       "(id) => document.getElementById(id)?.className)", timeout=30_000)
                 classes = page.evaluate("Object.fromEntries([...document.images].map((i) => [i.id, i.className]))")
                 filters = page.evaluate("Object.fromEntries([...document.images].map((i) => [i.id, getComputedStyle(i).filter]))")
                 confidence = page.evaluate("document.getElementById('photo').dataset.invertornot")
