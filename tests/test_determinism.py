@@ -9,6 +9,7 @@ only where an earlier build had stored it: decisions then depended on the store,
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -159,3 +160,18 @@ def test_an_image_retried_from_the_build_memo_borrows_as_in_a_full_build(tmp_pat
     full = build("fresh-store")
     assert after_retry == full
     assert full["img/u0.png"] == ("near-duplicate", False)  # l0, a chart, is labeled keep
+
+
+def test_classify_in_the_site_folder_decides_a_near_copy_as_the_build_did(tmp_path):
+    """`classify` of one image is not a whole build: the site's other labeled images lend to it
+    where the store holds their vectors, so it agrees with the build that stored them."""
+    root = make_site(tmp_path / "site")
+    recorded, _ = build(fresh(root, LABELS))
+    built = yaml.safe_load(recorded)["images"]["img/u1.png"]["auto"]
+    done = subprocess.run([sys.executable, "-m", "invertornot_ssg.cli", "classify", "--json", "--store", "store",
+                           "docs/img/u1.png"], cwd=root, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TQDM_DISABLE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = json.loads(done.stdout.splitlines()[0])
+    assert built["method"] == "near-duplicate"
+    assert (alone["method"], alone["invert"]) == (built["method"], built["invert"])
