@@ -58,15 +58,7 @@ class RecordsMixin:
     def remember_files(self, rows: Iterable[tuple[Path | str, int, int, str]]) -> None:
         """Record (path, size, mtime_ns, sha1) for each file, replacing what was known."""
         data = [(str(p), int(size), int(mtime), sha1) for p, size, mtime, sha1 in rows]
-        if not data:
-            return
-
-        def write() -> None:
-            with self._locked(), self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", data)
-
-        with self._mutex:
-            self._run(write)
+        self._replace_rows("files", data)
 
     def paths_for(self, sha1s: Iterable[str]) -> dict[str, str]:
         """One remembered path per sha1 whose file still exists ({sha1: path}); others are left out."""
@@ -108,15 +100,7 @@ class RecordsMixin:
              np.asarray(r.stats, dtype="<f4").tobytes())
             for r in records
         ]
-        if not data:
-            return
-
-        def write() -> None:
-            with self._locked(), self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)", data)
-
-        with self._mutex:
-            self._run(write)
+        self._replace_rows("images", data)
 
     # -- cached automatic decisions ------------------------------------------------------------
 
@@ -137,15 +121,7 @@ class RecordsMixin:
 
     def put_decisions(self, version: str, mapping: Mapping[str, Mapping[str, Any]]) -> None:
         data = [(version, sha1, json.dumps(dict(d), sort_keys=True)) for sha1, d in mapping.items()]
-        if not data:
-            return
-
-        def write() -> None:
-            with self._locked(), self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?)", data)
-
-        with self._mutex:
-            self._run(write)
+        self._replace_rows("decisions", data)
 
     # -- ink: what a transparent image draws (images.ink_palette), for the legibility measure ----
     # A table of its own, created on first write, so stores of earlier versions (which lack it)
@@ -168,13 +144,19 @@ class RecordsMixin:
 
     def put_ink(self, mapping: Mapping[str, Any]) -> None:
         data = [(sha1, json.dumps(ink)) for sha1, ink in mapping.items()]
-        if not data:
+        self._replace_rows("ink", data, create=_INK_TABLE)
+
+    def _replace_rows(self, table: str, rows: list[tuple[Any, ...]], create: str | None = None) -> None:
+        """INSERT OR REPLACE `rows` into `table` in one locked transaction (`create`: its DDL, run first)."""
+        if not rows:
             return
+        marks = ", ".join("?" * len(rows[0]))
 
         def write() -> None:
             with self._locked(), self._transaction():
-                self._db.execute(_INK_TABLE)
-                self._db.executemany("INSERT OR REPLACE INTO ink VALUES (?, ?)", data)
+                if create:
+                    self._db.execute(create)
+                self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
 
         with self._mutex:
             self._run(write)
