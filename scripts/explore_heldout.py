@@ -8,6 +8,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py weights     # debatable images weighted less in training (~2 min)
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
+    python scripts/explore_heldout.py knn         # the kNN vote's prior and edge, before/after (~1 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
 accuracy leaves out the manifest's debatable images. Nothing here is shipped.
@@ -182,13 +183,84 @@ def splits(data, baseline: Path | None = None) -> None:
             for draw in draws for seed in range(2)])
 
 
+def knn(data) -> None:
+    """The kNN vote as the product runs it (decisions.knn_vote, k 7), neighbours from other sources
+    only, on all images and on those the held-out head (seed 0) leaves in the unsure band. The
+    vote's edge cosine and prior are chosen on the other four folds' unsure images (GroupKFold(5) by
+    source, the head's folds) and scored on the fifth: no figure comes from the images it was tuned on."""
+    from sklearn.model_selection import GroupKFold
+
+    from invertornot_ssg.decisions import Thresholds, knn_vote
+
+    y, groups, shipped = data["y"], data["groups"], Thresholds()
+    V = data["X"][:, :data["dim"]]
+    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    sims = V @ V.T
+    sims[groups[:, None] == groups[None, :]] = -1.0  # the product never sees the image's own source
+    rows = np.argsort(-sims, axis=1)[:, :shipped.knn_k]
+    near = np.take_along_axis(sims, rows, axis=1)
+    p_head = heldout(data, shipped_model(data), 0)
+    unsure = np.abs(p_head - shipped.threshold) < shipped.unsure
+    photo = np.isin(data["category"], list(PHOTO_CATEGORIES))
+
+    def before(s, r):  # the vote up to this release: similarity-weighted share of >= 3 neighbours at cosine >= 0.6
+        close = s >= 0.6
+        return None if close.sum() < 3 else float((s[close] * y[r[close]]).sum() / s[close].sum())
+
+    def votes(vote) -> np.ndarray:  # p of a sure vote, NaN where kNN does not vote or is unsure
+        p = np.array([np.nan if (v := vote(s, r)) is None else v for s, r in zip(near, rows)])
+        return np.where(np.abs(p - shipped.threshold) >= shipped.unsure, p, np.nan)
+
+    grid = {(edge, prior): votes(lambda s, r, t=Thresholds(knn_min_cosine=edge, knn_prior=prior): knn_vote(s, r, y, t))
+            for edge in (0.5, 0.6, 0.7) for prior in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)}
+    grid["off"] = np.full(len(y), np.nan)  # kNN defers: the default keeps
+
+    def correct(p: np.ndarray) -> np.ndarray:  # the decision behind an unsure head: kNN when sure, else keep
+        return np.where(np.isnan(p), False, p >= shipped.threshold) == y
+
+    # Only kNN's inversions change the decision (a keep vote is the default). A wrong inversion costs
+    # what the unsure band implies (the head inverts from p 0.7: 0.7 / 0.3 = 2.33 right ones), so the
+    # choice is by right inversions less 2.33 x wrong ones, not by accuracy.
+    cost = (shipped.threshold + shipped.unsure) / (1 - shipped.threshold - shipped.unsure)
+
+    def gain(p: np.ndarray, idx: np.ndarray) -> float:
+        inverted = p[idx] >= shipped.threshold
+        return float((inverted & y[idx]).sum() - cost * (inverted & ~y[idx]).sum())
+
+    nested, chosen = np.full(len(y), np.nan), []
+    for train, test in GroupKFold(n_splits=FOLDS).split(V, y, groups):
+        fit = train[unsure[train]]
+        best = max(grid, key=lambda c: (gain(grid[c], fit), -int((grid[c][fit][photo[fit]] >= 0.5).sum())))
+        chosen.append(best)
+        nested[test] = grid[best][test]
+    print("chosen per fold (edge cosine, prior): " + ", ".join(map(str, chosen)))
+
+    def line(name: str, p: np.ndarray) -> None:
+        for where, mask in (("all", np.ones(len(y), bool)), ("head unsure", unsure)):
+            q, t, sure = p[mask], y[mask], ~np.isnan(p[mask])
+            acc = f"{((q[sure] >= 0.5) == t[sure]).mean():.1%}" if sure.any() else "-"
+            print(f"{name:32} {where:12} {int(mask.sum()):5} images: votes on {sure.mean():6.1%}, right where it votes "
+                  f"{acc:>6}, inverts {int((q >= 0.5).sum()):4} ({int(((q >= 0.5) & ~t).sum())} wrong, "
+                  f"{int((q[photo[mask]] >= 0.5).sum())} photographs); decision (kNN, else keep) "
+                  f"{correct(p)[mask].mean():.1%} against keep {(~t).mean():.1%}; gain {gain(p, np.where(mask)[0]):.1f}")
+
+    line("before (cosine >= 0.6, >= 3)", votes(before))
+    line("after, chosen per fold", nested)
+    line(f"shipped: edge {shipped.knn_min_cosine}, prior {shipped.knn_prior:g}", grid[(shipped.knn_min_cosine, shipped.knn_prior)])
+    for config in grid:
+        p = grid[config]
+        print(f"  {str(config):12} unsure images: votes {(~np.isnan(p[unsure])).mean():6.1%}, decision {correct(p)[unsure].mean():.1%}, "
+              f"gain {gain(p, np.where(unsure)[0]):6.1f}, inverts {int((p[unsure] >= 0.5).sum())} ({int((p[unsure & ~y] >= 0.5).sum())} wrong), "
+              f"photographs inverted {int((p[unsure & photo] >= 0.5).sum())}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits"])
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits", "knn"])
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
-    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable,
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn,
      "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 
