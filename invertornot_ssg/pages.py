@@ -59,6 +59,7 @@ class PageBatch:
         self._results: dict[str, ImageResult] = {}
         self._scans: ScanMemo | None = None  # what the tokenizer found on each page, by digest
         self._updates: dict[tuple, TagUpdate] = {}
+        self._backdrops: dict[str, bool] = {}  # image key -> needs the backdrop (contrast.needs_backdrop)
         self.theme_tags = 0  # <img> tags of the theme's, left alone
         self._whole = False  # whole pages: the scans are saved after the rewrite (save_scans)
 
@@ -217,8 +218,15 @@ class PageBatch:
         return update
 
     def backdrop(self, result: ImageResult) -> bool:
-        """Whether a kept image needs the light backdrop: its ink would vanish on the theme's dark page."""
-        return backdrop_enabled(self.engine.settings.backdrop) and needs_backdrop(result.ink, self.engine.dark_page)
+        """Whether a kept image needs the light backdrop: its ink would vanish on the theme's dark page.
+        Measured once per image, not per tag (a site shows one image on many pages)."""
+        if not backdrop_enabled(self.engine.settings.backdrop):
+            return False
+        key = result.request.key
+        found = self._backdrops.get(key)
+        if found is None:
+            found = self._backdrops[key] = needs_backdrop(result.ink, self.engine.dark_page)
+        return found
 
     @property
     def results(self) -> Sequence[ImageResult]:
