@@ -189,7 +189,10 @@ def built_site(root: Path, pages: Sequence[Path]) -> DarkMode:
             theme, background = "docusaurus", DOCUSAURUS_DARK
         return DarkMode(theme, DATA_THEME_RULES, background)
     inline = "\n".join(re.findall(r"(?is)<style[^>]*>(.*?)</style>", text))
-    found = css_dark_mode("site", [*_css_files([str(root)])], extra=inline)
+    from .css import STYLESHEET_NAME  # css imports this module
+
+    ours = root / STYLESHEET_NAME  # what an earlier apply wrote: the site's own CSS decides, not ours
+    found = css_dark_mode("site", [p for p in _css_files([str(root)]) if p != ours], extra=inline)
     if not found.found:
         return none("site", "no page marks a dark mode and the site's CSS has no prefers-color-scheme: dark rule")
     return found

@@ -119,6 +119,17 @@ def test_built_site_css_file(tmp_path: Path) -> None:
     assert themes.built_site(tmp_path, pages).rules == (Rule("", MEDIA_DARK),)
 
 
+def test_built_site_ignores_the_stylesheet_an_earlier_apply_wrote(tmp_path: Path) -> None:
+    """A site without a dark mode stays without one after `apply --dark-selector '@media …'`
+    wrote invertornot.css: the next run without the option reads the site's CSS, not ours."""
+    pages = [page(tmp_path, "index.html", '<html><head><link rel="stylesheet" href="invertornot.css"></head>')]
+    (tmp_path / "invertornot.css").write_text("@media (prefers-color-scheme: dark) { img.invert { filter: invert(1) } }")
+    assert themes.built_site(tmp_path, pages).rules == ()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "invertornot.css").write_text("@media (prefers-color-scheme: dark) { body { background: #000 } }")
+    assert themes.built_site(tmp_path, pages).rules == (Rule("", MEDIA_DARK),)  # only our own file is left out
+
+
 def test_user_selectors_always_win() -> None:
     detected = themes.mkdocs("mkdocs", {"color_mode": "auto"})
     assert themes.choose(["auto"], detected) is detected
