@@ -8,10 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ._lazy import np
 
-from .images import phash_distance
+from .images import STAT_NAMES, phash_distance
 
 HUMAN_METHODS = ("explicit", "front-matter", "override", "duplicate")
 LABELS = ("invert", "keep")
+
+# What a label is about: how light, dark and colourful the picture is. Resizing, recompressing and
+# re-saving move these by a few hundredths; a light and a dark variant of one template, which the
+# embedding and the perceptual hash both take for the same picture, differ by 0.19 or more
+# (scripts/neardup_pairs.py).
+TONE_STATS = ("near_white", "near_black", "mean_luminance", "mean_saturation", "colorfulness",
+              *(f"lum_hist_{i}" for i in range(8)))
+_TONES = [STAT_NAMES.index(name) for name in TONE_STATS]
+_FINE_STEPS, _COLOURFULNESS = STAT_NAMES.index("native_fine_steps"), STAT_NAMES.index("colorfulness")
 
 
 @dataclass(frozen=True)
@@ -21,10 +30,12 @@ class Thresholds:
     threshold: float = 0.5  # p_invert at or above inverts
     unsure: float = 0.2  # |p - threshold| below this: the head is unsure
     near_duplicate_cosine: float = 0.95  # embedding cosine to a labeled image ...
-    near_duplicate_phash: int = 10  # ... and perceptual-hash distance, both within
+    near_duplicate_phash: int = 10  # ... and perceptual-hash distance, both within ...
+    near_duplicate_tones: float = 0.1  # ... and every tone statistic (TONE_STATS) within this
     knn_k: int = 7
     knn_min_cosine: float = 0.6  # neighbours further away than this do not vote
     knn_prior: float = 2.0  # pseudo-votes at p 0.5 in the kNN vote (see knn_vote); chosen held out by source
+    drawn_unsure: float = 0.05  # the head's band for an image that cannot be a photograph (cannot_be_photograph)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class LabeledSet:
     invert: np.ndarray  # bool per row
     vectors: np.ndarray  # (n, dim) float32, L2-normalised
     phashes: list[str | None]
+    stats: np.ndarray | None = None  # (n, len(STAT_NAMES)); NaN rows where unknown
 
     def __post_init__(self) -> None:
         self._index = None
@@ -54,6 +66,13 @@ class LabeledSet:
     @classmethod
     def empty(cls, dim: int) -> "LabeledSet":
         return cls([], np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.float32), [])
+
+    def same_tones(self, row: int, stats: np.ndarray | None, limit: float) -> bool:
+        """Whether labeled row `row` and an image with these statistics agree on every TONE_STATS
+        within `limit`; False when either is unknown (a record from an older version)."""
+        if stats is None or self.stats is None or len(stats) != len(STAT_NAMES):
+            return False
+        return bool(np.all(np.abs(self.stats[row, _TONES] - np.asarray(stats)[_TONES]) <= limit))
 
     def __len__(self) -> int:
         return len(self.sha1s)
@@ -90,11 +109,17 @@ def decide_auto(
     labeled: LabeledSet,
     thresholds: Thresholds,
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+    stats: np.ndarray | None = None,
+    drawn: bool | None = None,
 ) -> Decision:
     """near-duplicate > head > knn > default, for one embedded image.
 
-    `neighbours` is this image's row of `labeled.neighbours(...)`, precomputed in a batch.
+    `neighbours` is this image's row of `labeled.neighbours(...)`, precomputed in a batch; `stats`
+    its images.STAT_NAMES (without them it is nobody's near-duplicate). `drawn`: it cannot be a
+    photograph, so the head's band is drawn_unsure (cannot_be_photograph(stats) unless given).
     """
+    if drawn is None:
+        drawn = stats is not None and len(stats) == len(STAT_NAMES) and cannot_be_photograph(stats)
     if neighbours is None and len(labeled):
         sims, rows = labeled.neighbours(vector[None, :], thresholds.knn_k)
         neighbours = (sims[0], rows[0])
@@ -105,11 +130,15 @@ def decide_auto(
             if row < 0 or sim < thresholds.near_duplicate_cosine:
                 break
             other = labeled.phashes[row]
-            if phash and other and phash_distance(phash, other) <= thresholds.near_duplicate_phash:
+            # Two screenshots of one application, or a light and a dark variant of one picture, can be
+            # as close as this in embedding and phash: the tones must agree too (a label is about them).
+            if (phash and other and phash_distance(phash, other) <= thresholds.near_duplicate_phash
+                    and labeled.same_tones(int(row), stats, thresholds.near_duplicate_tones)):
                 invert = bool(labeled.invert[row])
                 return Decision(invert, 1.0 if invert else 0.0, float(sim), "near-duplicate")
 
-    if p_head is not None and abs(p_head - thresholds.threshold) >= thresholds.unsure:
+    unsure = min(thresholds.drawn_unsure, thresholds.unsure) if drawn else thresholds.unsure
+    if p_head is not None and abs(p_head - thresholds.threshold) >= unsure:
         invert = p_head >= thresholds.threshold
         return Decision(invert, float(p_head), _confidence(p_head, invert), "head")
 
@@ -144,6 +173,16 @@ def knn_vote(sims: np.ndarray, rows: np.ndarray, invert: np.ndarray, thresholds:
     votes = np.array([float(invert[r]) for _, r in close])
     prior = thresholds.knn_prior
     return float(((weights * votes).sum() + prior / 2) / (weights.sum() + prior))
+
+
+def cannot_be_photograph(stats: np.ndarray) -> bool:
+    """Whether an image's statistics rule out a photograph: at the file's own resolution almost no
+    neighbouring pixels differ by 1 to 3 levels (a camera's sensor noise, a JPEG's ringing, a
+    painting's texture all make such steps), and it has little colour. Where this holds the head's
+    unsure band is narrower (Thresholds.drawn_unsure): keeping line art, plots and light UI that the
+    head leans to invert costs accuracy, and no photograph is at stake. Chosen held out by source
+    (`python scripts/explore_heldout.py band`)."""
+    return bool(stats[_FINE_STEPS] <= 0.03 and stats[_COLOURFULNESS] <= 0.15)
 
 
 def _confidence(p: float, invert: bool) -> float:

@@ -71,12 +71,14 @@ class LabelLending:
         boot = self.bootstrap()
         vectors = self.store.get_vectors(self.embedder_id, list(site_labels)) if site_labels else {}
         records = self.store.get_images(list(vectors)) if vectors else {}
-        sha1s, invert, rows, phashes = [], [], [], []
+        sha1s, invert, rows, phashes, stats = [], [], [], [], []
+        unknown = np.full(len(STAT_NAMES), np.nan, dtype=np.float32)  # an older record: never a near-duplicate
         for sha1, vec in vectors.items():
             sha1s.append(sha1)
             invert.append(site_labels[sha1])
             rows.append(vec)
             phashes.append(records[sha1].phash if sha1 in records else None)
+            stats.append(records[sha1].stats if sha1 in records and is_current(records[sha1]) else unknown)
         if boot is not None:
             for j, sha1 in enumerate(boot.sha1s):
                 if sha1 not in site_labels:
@@ -84,9 +86,11 @@ class LabelLending:
                     invert.append(bool(boot.invert[j]))
                     rows.append(boot.vectors[j])
                     phashes.append(boot.phashes[j])
+                    stats.append(boot.stats[j] if boot.stats is not None else unknown)
         if not sha1s:
             return LabeledSet.empty(1)
-        return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes)
+        return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes,
+                          np.vstack(stats).astype(np.float32))
 
     def _decide_auto(self, paths: dict[str, Path], site_labels: dict[str, bool], version: str) -> dict[str, dict]:
         """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds).
@@ -123,7 +127,8 @@ class LabelLending:
             new = {}
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
-                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
+                stats = records[sha1].stats if is_current(records[sha1]) else None
+                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb, stats)
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
             if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
                 self.store.put_decisions(cache_key, new)

@@ -52,7 +52,7 @@ class Recording:
         """The one line a build logs."""
         methods = collections.Counter(r.method for r in results)
         errors = sum(1 for r in results if r.error)
-        unsure = methods.get("knn", 0) + methods.get("default", 0)
+        unsure = methods.get("default", 0)  # kNN decides only when its vote is sure (decisions.knn_vote)
         inverted = sum(1 for r in results if r.invert)
         cached = sum(1 for r in results if r.cached)
         per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))

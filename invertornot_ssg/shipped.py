@@ -60,12 +60,13 @@ def load_bootstrap(embedder_id: str) -> LabeledSet | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as npz:  # only the columns lookups need (not the augmented copies)
-        data = {name: npz[name] for name in ("sha1", "invert", "vectors", "phash")}
+        data = {name: npz[name] for name in ("sha1", "invert", "vectors", "phash", "stats")}
     return LabeledSet(
         sha1s=[str(s) for s in data["sha1"]],
         invert=data["invert"].astype(bool),
         vectors=data["vectors"].astype(np.float32),
         phashes=[str(p) or None for p in data["phash"]],
+        stats=data["stats"].astype(np.float32),  # the near-duplicate check compares tones
     )
 
 

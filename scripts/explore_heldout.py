@@ -9,6 +9,9 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
     python scripts/explore_heldout.py knn         # the kNN vote's prior and edge, before/after (~1 min)
+    python scripts/explore_heldout.py shipped     # the shipped configuration's figures (~6 min)
+    python scripts/explore_heldout.py band        # the unsure band narrowed where no photograph can be (~2 min)
+    python scripts/explore_heldout.py neardup     # near-duplicate pairs across sources and their labels (~1 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
 accuracy leaves out the manifest's debatable images. Nothing here is shipped.
@@ -39,7 +42,7 @@ def load() -> dict:
         manifest = [rows[sha1] for sha1 in z["sha1"]]
         vectors, stats = z["vectors"].astype(np.float32), z["stats"]
         return {"X": np.hstack([vectors, stats]), "dim": vectors.shape[1], "stats": stats, "y": z["invert"],
-                "groups": z["source"], "sha1": z["sha1"],
+                "groups": z["source"], "sha1": z["sha1"], "phash": z["phash"],
                 "debatable": np.array([row["debatable"] == "1" for row in manifest]),
                 "category": np.array([row["category"] for row in manifest])}
 
@@ -254,13 +257,171 @@ def knn(data) -> None:
               f"photographs inverted {int((p[unsure & photo] >= 0.5).sum())}")
 
 
+def shipped_decisions(data, p_head: np.ndarray, folds, thresholds=None, drawn=None) -> tuple[np.ndarray, np.ndarray]:
+    """What the product decides for every image (decisions.decide_auto: near-duplicate > head with
+    its unsure band > kNN > keep) when its source was left out: the head's held-out p, and as the
+    labeled set the training folds (the images that head learned from), as the shipped set is for
+    the shipped head. `drawn`: which images cannot be photographs (decisions.cannot_be_photograph
+    unless given). Returns (invert, method) per image."""
+    from invertornot_ssg.decisions import LabeledSet, Thresholds, cannot_be_photograph, decide_auto
+
+    th = thresholds or Thresholds()
+    stats = data["stats"]
+    if drawn is None:
+        drawn = np.array([cannot_be_photograph(s) for s in stats])
+    V = data["X"][:, :data["dim"]]
+    V = (V / np.linalg.norm(V, axis=1, keepdims=True)).astype(np.float32)
+    phash = [str(h) or None for h in data["phash"]]
+    invert, method = np.zeros(len(V), bool), np.empty(len(V), dtype=object)
+    for train, test in folds:
+        labeled = LabeledSet([str(s) for s in data["sha1"][train]], data["y"][train], V[train],
+                             [phash[i] for i in train], stats[train])
+        sims, rows = labeled.neighbours(V[test], th.knn_k)
+        for j, i in enumerate(test):
+            d = decide_auto(V[i], phash[i], float(p_head[i]), labeled, th, (sims[j], rows[j]), stats[i], bool(drawn[i]))
+            invert[i], method[i] = d.invert, d.method
+    return invert, method
+
+
+def shipped_figures(data, invert: np.ndarray) -> dict:
+    """The issue's figures for one set of decisions."""
+    y, clear = data["y"], ~data["debatable"]
+    photo, people = np.isin(data["category"], list(PHOTO_CATEGORIES)), data["category"] == "person"
+    return {"clear-cut": float((invert == y)[clear].mean()), "overall": float((invert == y).mean()),
+            "photographs inverted": (int(invert[photo].sum()), int(photo.sum())),
+            "people inverted": (int(invert[people].sum()), int(people.sum())),
+            "keep inverted": (int(invert[~y].sum()), int((~y).sum()))}
+
+
+def figures_line(f: dict) -> str:
+    def share(pair):
+        return f"{pair[0] / pair[1]:.1%} ({pair[0]}/{pair[1]})"
+    return (f"clear-cut {f['clear-cut']:.1%}, overall {f['overall']:.1%}, photographs inverted "
+            f"{share(f['photographs inverted'])}, people {f['people inverted'][0]}/{f['people inverted'][1]}, "
+            f"images to keep inverted {share(f['keep inverted'])}")
+
+
+def shipped(data, seeds=SEEDS) -> None:
+    """The shipped configuration held out by source (GroupKFold(5), train_default_head.py's folds),
+    then over random source groupings (splits' draws), then the head alone at p >= 0.5."""
+    from sklearn.model_selection import GroupKFold
+
+    from invertornot_ssg.decisions import Thresholds
+
+    th = Thresholds()
+    folds = list(GroupKFold(n_splits=FOLDS).split(data["X"], data["y"], data["groups"]))
+    heads = [heldout(data, shipped_model(data), seed, folds=folds) for seed in seeds]
+    runs = [shipped_decisions(data, p, folds) for p in heads]
+    figures = [shipped_figures(data, invert) for invert, _ in runs]
+    print(f"shipped configuration, GroupKFold({FOLDS}) by source, forest seed {seeds[0]}: {figures_line(figures[0])}")
+    methods = runs[0][1]
+    for name in ("near-duplicate", "head", "knn", "default"):
+        here = methods == name
+        right = (runs[0][0] == data["y"])[here].mean() if here.any() else float("nan")
+        print(f"  {name:15} decides {here.mean():6.1%} of images, right on {right:.1%}")
+    print("  forest seeds " + ", ".join(map(str, seeds)) + ": clear-cut "
+          + ", ".join(f"{f['clear-cut']:.1%}" for f in figures) + "; overall "
+          + ", ".join(f"{f['overall']:.1%}" for f in figures) + "; photographs inverted "
+          + ", ".join(str(f["photographs inverted"][0]) for f in figures) + "; images to keep inverted "
+          + ", ".join(str(f["keep inverted"][0]) for f in figures))
+    sources = np.unique(data["groups"])
+    random = []
+    for d in range(4):  # the draws of `splits`
+        draw = dict(zip(sources, np.random.default_rng(100 + d).integers(0, FOLDS, len(sources))))
+        split = source_folds(data["groups"], draw)
+        random.append(shipped_figures(data, shipped_decisions(data, heldout(data, shipped_model(data), 0, folds=split), split)[0]))
+    print("shipped configuration, 4 random groupings of the sources into 5 folds: clear-cut "
+          + ", ".join(f"{f['clear-cut']:.1%}" for f in random) + f" (mean {np.mean([f['clear-cut'] for f in random]):.1%}); "
+          + "overall " + ", ".join(f"{f['overall']:.1%}" for f in random)
+          + f" (mean {np.mean([f['overall'] for f in random]):.1%}); photographs inverted "
+          + ", ".join(str(f["photographs inverted"][0]) for f in random) + "; images to keep inverted "
+          + ", ".join(str(f["keep inverted"][0]) for f in random))
+    alone = shipped_figures(data, heads[0] >= th.threshold)
+    print(f"head alone at p >= {th.threshold}, GroupKFold({FOLDS}), seed {seeds[0]}: {figures_line(alone)}")
+
+
+def band(data) -> None:
+    """Where the unsure band costs accuracy: the shipped configuration with the head's band narrowed
+    (Thresholds.drawn_unsure) only for images that cannot be photographs, held out by source
+    (GroupKFold(5), forest seed 0). A rule is native_fine_steps <= f (no sensor or compression noise
+    at the file's resolution) and colorfulness <= c, with band w there; it is chosen on the other
+    four folds (the best clear-cut accuracy that inverts no more images to keep and no more
+    photographs than the band everywhere) and scored on the fifth."""
+    import itertools
+    from dataclasses import replace
+
+    from sklearn.model_selection import GroupKFold
+
+    from invertornot_ssg.decisions import Thresholds, cannot_be_photograph
+
+    th, y, clear = Thresholds(), data["y"], ~data["debatable"]
+    folds = list(GroupKFold(n_splits=FOLDS).split(data["X"], y, data["groups"]))
+    p_head = heldout(data, shipped_model(data), 0, folds=folds)
+    stat = {name: data["stats"][:, i] for i, name in enumerate(STAT_NAMES)}
+    photo = np.isin(data["category"], list(PHOTO_CATEGORIES))
+    # Decisions are per image: the band everywhere, or narrowed everywhere; a rule picks per image.
+    wide = shipped_decisions(data, p_head, folds, th, np.zeros(len(y), bool))[0]
+    narrowed = {w: shipped_decisions(data, p_head, folds, replace(th, drawn_unsure=w), np.ones(len(y), bool))[0]
+                for w in (0.1, 0.05, 0.0)}
+    print(f"band {th.unsure} everywhere: {figures_line(shipped_figures(data, wide))}")
+    rules = {}
+    for f, c, w in itertools.product((0.01, 0.02, 0.03, 0.05, 0.1), (0.05, 0.1, 0.15, 0.2, 1.0), narrowed):
+        mask = (stat["native_fine_steps"] <= f) & (stat["colorfulness"] <= c)
+        rules[(f, c, w)] = np.where(mask, narrowed[w], wide)
+    for key in [(f, 1.0, w) for f in (0.01, 0.03, 0.05, 0.1) for w in (0.1, 0.05)] + [(0.03, 0.15, 0.05)]:
+        mask = (stat["native_fine_steps"] <= key[0]) & (stat["colorfulness"] <= key[1])
+        print(f"  fine steps <= {key[0]}, colourfulness <= {key[1]} ({int(mask.sum())} images, {int(photo[mask].sum())} "
+              f"photographs), band {key[2]} there: {figures_line(shipped_figures(data, rules[key]))}")
+
+    def allowed(key, idx) -> bool:
+        inv = rules[key][idx]
+        return (inv & ~y[idx]).sum() <= (wide[idx] & ~y[idx]).sum() and (inv & photo[idx]).sum() <= (wide[idx] & photo[idx]).sum()
+
+    nested, chosen = wide.copy(), []
+    for train, test in folds:
+        best = max((k for k in rules if allowed(k, train)), key=lambda k: (rules[k][train] == y[train])[clear[train]].mean())
+        chosen.append(best)
+        nested[test] = rules[best][test]
+    print("chosen per fold (fine steps, colourfulness, band): " + ", ".join(map(str, chosen)))
+    print(f"narrowed as chosen per fold: {figures_line(shipped_figures(data, nested))}")
+    drawn = np.array([cannot_be_photograph(s) for s in data["stats"]])
+    shipped_rule = shipped_decisions(data, p_head, folds, th, drawn)[0]
+    print(f"as shipped (decisions.cannot_be_photograph on {int(drawn.sum())} images, {int(photo[drawn].sum())} photographs; "
+          f"band {th.drawn_unsure} there): {figures_line(shipped_figures(data, shipped_rule))}")
+
+
+def neardup(data) -> None:
+    """Near-duplicate pairs in the bootstrap set across sources (what reuse would lend when an image's
+    own source is left out): pairs each rule takes for the same picture, and how many disagree on
+    the label. The tone check is decisions.LabeledSet.same_tones."""
+    from invertornot_ssg.decisions import LabeledSet, Thresholds
+    from invertornot_ssg.images import phash_distance
+
+    th, y, groups = Thresholds(), data["y"], data["groups"]
+    V = data["X"][:, :data["dim"]]
+    V = (V / np.linalg.norm(V, axis=1, keepdims=True)).astype(np.float32)
+    labeled = LabeledSet([str(s) for s in data["sha1"]], y, V, [str(h) or None for h in data["phash"]], data["stats"])
+    sims = V @ V.T
+    pairs = [(i, j) for i, j in zip(*np.where(np.triu(sims >= 0.9, 1))) if groups[i] != groups[j]]
+    rules = {"cosine >= 0.95, phash <= 10 (before)": (0.95, 10, None), "cosine >= 0.93, phash <= 10": (0.93, 10, None),
+             f"cosine >= 0.95, phash <= 10, tones <= {th.near_duplicate_tones} (shipped)": (0.95, 10, th.near_duplicate_tones)}
+    for name, (cosine, phash, tones) in rules.items():
+        taken = [(i, j) for i, j in pairs if sims[i, j] >= cosine and labeled.phashes[i] and labeled.phashes[j]
+                 and phash_distance(labeled.phashes[i], labeled.phashes[j]) <= phash
+                 and (tones is None or labeled.same_tones(int(j), data["stats"][i], tones))]
+        differ = [(i, j) for i, j in taken if y[i] != y[j]]
+        print(f"{name}: {len(taken)} pairs across sources, {len(differ)} with different labels"
+              + "".join(f"\n  {data['sha1'][i][:10]} ({groups[i]}) ~ {data['sha1'][j][:10]} ({groups[j]})" for i, j in differ))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits", "knn"])
+    parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits", "knn",
+                                                   "shipped", "band", "neardup"])
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
-    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn,
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn, "shipped": shipped, "band": band, "neardup": neardup,
      "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 

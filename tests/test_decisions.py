@@ -155,8 +155,11 @@ def test_an_engine_decision_by_knn_carries_the_calibrated_p_and_confidence(tmp_p
     expected = knn_vote(sims, np.arange(7), np.ones(7, dtype=bool), T)
 
     engine = Engine(Settings(store="store", overrides="invertornot.yml", model="clip:ViT-B-32"), tmp_path)
-    results = {r.request.key: r for r in engine.classify([ImageRequest(img / f"{n}.png", f"img/{n}.png") for n in names])}
+    ordered = engine.classify([ImageRequest(img / f"{n}.png", f"img/{n}.png") for n in names])
+    results = {r.request.key: r for r in ordered}
     engine.store.close()
+    # The build line counts a sure kNN vote as decided, not unsure: nothing here fell to the default.
+    assert "0 unsure" in engine.summary(ordered) and "knn 1" in engine.summary(ordered)
     u = results["img/u.png"]
     assert (u.method, u.invert) == ("knn", True)
     assert u.p_invert == pytest.approx(expected, abs=1e-4) and u.p_invert < 1.0
