@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from invertornot_ssg.decisions import LabeledSet, Thresholds, decide_auto, decide_human, knn_vote
+from invertornot_ssg.decisions import LabeledSet, Thresholds, cannot_be_photograph, decide_auto, decide_human, knn_vote
+from invertornot_ssg.images import STAT_NAMES
 
 T = Thresholds()
 
@@ -37,14 +38,34 @@ def test_nobody_said_anything():
     assert decide_human(None, None, None, None) is None
 
 
-def test_near_duplicate_needs_both_cosine_and_phash():
+def test_near_duplicate_needs_cosine_phash_and_tones():
     ls = labeled_set([[1, 0, 0], [0, 1, 0]], [True, False], ["ffff0000ffff0000", "0000ffff0000ffff"])
+    ls.stats = np.full((2, len(STAT_NAMES)), 0.5, dtype=np.float32)
+    stats = np.full(len(STAT_NAMES), 0.52, dtype=np.float32)
     close = unit([1, 0.01, 0])
-    d = decide_auto(close, "ffff0000ffff0001", 0.1, ls, T)
+    d = decide_auto(close, "ffff0000ffff0001", 0.1, ls, T, stats=stats)
     assert (d.method, d.invert) == ("near-duplicate", True)
     # Same embedding neighbourhood but a different picture by phash: the head decides.
-    d = decide_auto(close, "0000ffff0000ffff", 0.1, ls, T)
+    d = decide_auto(close, "0000ffff0000ffff", 0.1, ls, T, stats=stats)
     assert (d.method, d.invert) == ("head", False)
+    # Same picture by embedding and phash, other tones (a dark variant): the head decides.
+    d = decide_auto(close, "ffff0000ffff0001", 0.1, ls, T, stats=stats + 0.2)
+    assert (d.method, d.invert) == ("head", False)
+
+
+def test_the_band_is_narrower_where_an_image_cannot_be_a_photograph():
+    drawn = np.zeros(len(STAT_NAMES), dtype=np.float32)  # no fine steps, no colour: line art
+    photo = drawn.copy()
+    photo[STAT_NAMES.index("native_fine_steps")] = 0.3  # sensor noise at the file's resolution
+    assert cannot_be_photograph(drawn) and not cannot_be_photograph(photo)
+    empty = LabeledSet.empty(3)
+    query = unit([1, 0, 0])
+    assert decide_auto(query, None, 0.6, empty, T, stats=drawn).method == "head"  # outside the 0.05 band
+    assert decide_auto(query, None, 0.6, empty, T, stats=drawn).invert is True
+    assert decide_auto(query, None, 0.6, empty, T, stats=photo).method == "default"  # inside the 0.2 band
+    assert decide_auto(query, None, 0.53, empty, T, stats=drawn).method == "default"
+    # A band the user set narrower than drawn_unsure holds for drawn images too.
+    assert decide_auto(query, None, 0.53, empty, Thresholds(unsure=0.02), stats=drawn).method == "head"
 
 
 def test_head_when_sure_knn_when_unsure_default_when_both_unsure():
