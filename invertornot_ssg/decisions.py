@@ -20,7 +20,7 @@ LABELS = ("invert", "keep")
 TONE_STATS = ("near_white", "near_black", "mean_luminance", "mean_saturation", "colorfulness",
               *(f"lum_hist_{i}" for i in range(8)))
 _TONES = [STAT_NAMES.index(name) for name in TONE_STATS]
-_FINE_STEPS, _COLOURFULNESS = STAT_NAMES.index("native_fine_steps"), STAT_NAMES.index("colorfulness")
+_JPEG, _FINE_STEPS, _COLOURFULNESS = (STAT_NAMES.index(name) for name in ("is_jpeg", "native_fine_steps", "colorfulness"))
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,13 @@ def knn_vote(sims: np.ndarray, rows: np.ndarray, invert: np.ndarray, thresholds:
 
 
 def cannot_be_photograph(stats: np.ndarray) -> bool:
-    """Whether an image's statistics rule out a photograph: at the file's own resolution almost no
-    neighbouring pixels differ by 1 to 3 levels (a camera's sensor noise, a JPEG's ringing, a
-    painting's texture all make such steps), and it has little colour. Where this holds the head's
-    unsure band is narrower (Thresholds.drawn_unsure): keeping line art, plots and light UI that the
-    head leans to invert costs accuracy, and no photograph is at stake. Chosen held out by source
+    """Whether an image's statistics rule out a photograph: not a JPEG (what cameras write), at the
+    file's own resolution almost no neighbouring pixels differ by 1 to 3 levels (sensor noise and
+    a painting's texture make such steps), and little colour. Where this holds the head's unsure
+    band is narrower (Thresholds.drawn_unsure): keeping line art, plots and light UI that the head
+    leans to invert costs accuracy, and no photograph is at stake. Measured held out by source
     (`python scripts/explore_heldout.py band`)."""
-    return bool(stats[_FINE_STEPS] <= 0.03 and stats[_COLOURFULNESS] <= 0.15)
+    return bool(stats[_JPEG] < 0.5 and stats[_FINE_STEPS] <= 0.03 and stats[_COLOURFULNESS] <= 0.15)
 
 
 def _confidence(p: float, invert: bool) -> float:

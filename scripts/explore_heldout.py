@@ -9,7 +9,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py debatable   # the issue's wider "debatable" (seconds)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
     python scripts/explore_heldout.py knn         # the kNN vote's prior and edge, before/after (~1 min)
-    python scripts/explore_heldout.py shipped     # the shipped configuration's figures (~6 min)
+    python scripts/explore_heldout.py shipped [--write]  # the shipped configuration's figures (~6 min)
     python scripts/explore_heldout.py band        # the unsure band narrowed where no photograph can be (~2 min)
     python scripts/explore_heldout.py neardup     # near-duplicate pairs across sources and their labels (~1 min)
 
@@ -301,9 +301,13 @@ def figures_line(f: dict) -> str:
             f"images to keep inverted {share(f['keep inverted'])}")
 
 
-def shipped(data, seeds=SEEDS) -> None:
-    """The shipped configuration held out by source (GroupKFold(5), train_default_head.py's folds),
-    then over random source groupings (splits' draws), then the head alone at p >= 0.5."""
+SHIPPED_HEADING = "## Shipped configuration, held out by source"
+
+
+def shipped_report(data, seeds=SEEDS) -> list[str]:
+    """The shipped configuration held out by source (GroupKFold(5), train_default_head.py's folds;
+    forest seeds 0-3), then over random source groupings (the draws of `splits`, seed 0), then the
+    head alone at p >= 0.5: the figures README and docs/src/quality.md lead with, as Markdown."""
     from sklearn.model_selection import GroupKFold
 
     from invertornot_ssg.decisions import Thresholds
@@ -313,31 +317,76 @@ def shipped(data, seeds=SEEDS) -> None:
     heads = [heldout(data, shipped_model(data), seed, folds=folds) for seed in seeds]
     runs = [shipped_decisions(data, p, folds) for p in heads]
     figures = [shipped_figures(data, invert) for invert, _ in runs]
-    print(f"shipped configuration, GroupKFold({FOLDS}) by source, forest seed {seeds[0]}: {figures_line(figures[0])}")
-    methods = runs[0][1]
-    for name in ("near-duplicate", "head", "knn", "default"):
-        here = methods == name
-        right = (runs[0][0] == data["y"])[here].mean() if here.any() else float("nan")
-        print(f"  {name:15} decides {here.mean():6.1%} of images, right on {right:.1%}")
-    print("  forest seeds " + ", ".join(map(str, seeds)) + ": clear-cut "
-          + ", ".join(f"{f['clear-cut']:.1%}" for f in figures) + "; overall "
-          + ", ".join(f"{f['overall']:.1%}" for f in figures) + "; photographs inverted "
-          + ", ".join(str(f["photographs inverted"][0]) for f in figures) + "; images to keep inverted "
-          + ", ".join(str(f["keep inverted"][0]) for f in figures))
     sources = np.unique(data["groups"])
     random = []
     for d in range(4):  # the draws of `splits`
         draw = dict(zip(sources, np.random.default_rng(100 + d).integers(0, FOLDS, len(sources))))
         split = source_folds(data["groups"], draw)
-        random.append(shipped_figures(data, shipped_decisions(data, heldout(data, shipped_model(data), 0, folds=split), split)[0]))
-    print("shipped configuration, 4 random groupings of the sources into 5 folds: clear-cut "
-          + ", ".join(f"{f['clear-cut']:.1%}" for f in random) + f" (mean {np.mean([f['clear-cut'] for f in random]):.1%}); "
-          + "overall " + ", ".join(f"{f['overall']:.1%}" for f in random)
-          + f" (mean {np.mean([f['overall'] for f in random]):.1%}); photographs inverted "
-          + ", ".join(str(f["photographs inverted"][0]) for f in random) + "; images to keep inverted "
-          + ", ".join(str(f["keep inverted"][0]) for f in random))
-    alone = shipped_figures(data, heads[0] >= th.threshold)
-    print(f"head alone at p >= {th.threshold}, GroupKFold({FOLDS}), seed {seeds[0]}: {figures_line(alone)}")
+        p = heldout(data, shipped_model(data), 0, folds=split)
+        random.append(shipped_figures(data, shipped_decisions(data, p, split)[0]))
+    alone = [shipped_figures(data, p >= th.threshold) for p in heads]
+
+    def row(name: str, runs: list[dict]) -> str:
+        def mean(key):
+            return np.mean([f[key] for f in runs])
+
+        def count(key):
+            values = [f[key][0] for f in runs]
+            total = runs[0][key][1]
+            spread = f" ({min(values)}-{max(values)})" if len(runs) > 1 and min(values) != max(values) else ""
+            return f"{np.mean(values) / total:.1%}, {np.mean(values):.3g} of {total}{spread}"
+
+        acc = [f"{mean(k):.1%}" + (f" ({min(f[k] for f in runs):.1%}-{max(f[k] for f in runs):.1%})"
+                                   if len(runs) > 1 else "") for k in ("clear-cut", "overall")]
+        return (f"| {name} | " + " | ".join(acc) + f" | {count('photographs inverted')} | "
+                f"{count('people inverted')} | {count('keep inverted')} |")
+
+    methods = runs[0][1]
+    by_method = ", ".join(f"{name} {(methods == name).mean():.1%} (right on {(runs[0][0] == data['y'])[methods == name].mean():.1%})"
+                          for name in ("near-duplicate", "head", "knn", "default") if (methods == name).any())
+    return [SHIPPED_HEADING, "",
+            "What a build decides (decisions.decide_auto: near-duplicate, then the head with its unsure band "
+            f"({th.unsure} around {th.threshold}; {th.drawn_unsure} where decisions.cannot_be_photograph holds), then "
+            "the calibrated kNN vote, then keep), for every image with its source left out: the head trained on the "
+            "other folds, and those folds as the labeled set. Clear-cut leaves out the debatable images. "
+            "Reproduce: `python scripts/explore_heldout.py shipped --write`.", "",
+            "| folds | accuracy, clear-cut | accuracy | photographs inverted | people inverted | images to keep inverted |",
+            "| --- | --- | --- | --- | --- | --- |",
+            row(f"GroupKFold({FOLDS}) by source, forest seeds {seeds[0]}-{seeds[-1]}", figures),
+            row(f"4 random groupings of the sources into {FOLDS} folds, seed 0", random),
+            row(f"the head alone at p >= {th.threshold}, GroupKFold({FOLDS}), seeds {seeds[0]}-{seeds[-1]}", alone),
+            "", f"Decided by (GroupKFold({FOLDS}), seed {seeds[0]}): {by_method}.", ""]
+
+
+def shipped(data, write: bool = False) -> None:
+    """Print the shipped configuration's figures; with `write`, replace its section and the kNN
+    table (train_default_head.knn_table, on the shipped set's vectors) in EVALUATION.md, the rest
+    of which train_default_head.py writes."""
+    from train_default_head import knn_table
+
+    lines = shipped_report(data)
+    print("\n".join(lines))
+    if not write:
+        return
+    V = data["X"][:, :data["dim"]]
+    knn = knn_table({"V": V / np.linalg.norm(V, axis=1, keepdims=True), "y": data["y"], "groups": data["groups"]})
+    path = REPO / "models" / "bootstrap" / "EVALUATION.md"
+    text = path.read_text(encoding="utf-8")
+    text = replace_section(text, SHIPPED_HEADING, lines)
+    text = replace_section(text, knn[0], knn)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path.relative_to(REPO)}")
+
+
+def replace_section(text: str, heading: str, lines: list[str]) -> str:
+    """`text` with the section under `heading` (to the next "## ") replaced by `lines`; a new
+    section goes before the first one."""
+    body = "\n".join(lines).rstrip("\n") + "\n\n"
+    if heading in text:
+        before, rest = text.split(heading, 1)
+        return before + body + (rest[rest.index("\n## ") + 1:] if "\n## " in rest else "")
+    head, _, tail = text.partition("\n## ")
+    return head + "\n" + body + "## " + tail
 
 
 def band(data) -> None:
@@ -418,10 +467,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits", "knn",
                                                    "shipped", "band", "neardup"])
+    parser.add_argument("--write", action="store_true", help="shipped: write its section of models/bootstrap/EVALUATION.md")
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
-    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn, "shipped": shipped, "band": band, "neardup": neardup,
+    {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn,
+     "shipped": lambda data: shipped(data, args.write), "band": band, "neardup": neardup,
      "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 

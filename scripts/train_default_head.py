@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from invertornot_ssg import shipped  # noqa: E402
-from invertornot_ssg.decisions import Thresholds  # noqa: E402
+from invertornot_ssg.decisions import TONE_STATS, Thresholds  # noqa: E402
 from invertornot_ssg.embedders import embedder_id, get_embedder, id_slug  # noqa: E402
 from invertornot_ssg.engine import Engine  # noqa: E402
 from invertornot_ssg.evaluation import SATURATION_BASELINE, confusion  # noqa: E402
@@ -61,6 +61,7 @@ def main() -> int:
               f"{int(data['y'].sum())} invert, {int((~data['y']).sum())} keep; "
               f"{int(data['debatable'].sum())} marked debatable.", ""]
 
+    lead = len(report)  # the shipped configuration's figures go here, once the set is saved
     aug = augmented(args, data)
     report += heldout_table(data, aug, args.folds)
     report += knn_table(data)
@@ -78,6 +79,10 @@ def main() -> int:
                    f"Files: {shipped.default_head_path(EMBEDDER_ID).relative_to(REPO)}, "
                    f"{shipped.bootstrap_path(EMBEDDER_ID).relative_to(REPO)}."]
         log.info("saved %s", models)
+    # What a build decides, held out by source, leads (explore_heldout.py shipped, on the saved set).
+    import explore_heldout  # beside this script
+
+    report[lead:lead] = explore_heldout.shipped_report(explore_heldout.load())
     (REPO / "models" / "bootstrap" / "EVALUATION.md").write_text("\n".join(report) + "\n", encoding="utf-8")
     log.info("done in %.0f s", time.time() - started)
     return 0
@@ -248,22 +253,27 @@ def seed_spread(data, aug, folds, p_seed0, seeds=4) -> str:
 # -- fallback thresholds -------------------------------------------------------------------------
 
 def knn_table(data) -> list[str]:
-    """Leave-source-out kNN: neighbours come only from other sources."""
-    V, y, groups = data["V"], data["y"], data["groups"]
+    """Leave-source-out kNN, the calibrated vote as shipped (decisions.knn_vote, its prior) by k and
+    edge cosine: neighbours come only from other sources; it votes where its p is outside the band."""
+    from dataclasses import replace
+
+    from invertornot_ssg.decisions import knn_vote
+
+    V, y, groups, th = data["V"], data["y"], data["groups"], Thresholds()
     sims = V @ V.T
     sims[groups[:, None] == groups[None, :]] = -1.0
     order = np.argsort(-sims, axis=1)[:, :25]
     lines = ["## kNN fallback (neighbours from other sources only)", "",
+             f"The calibrated vote (prior {th.knn_prior:g}; shipped: k {th.knn_k}, min cosine {th.knn_min_cosine}); "
+             "coverage: images where its p is outside the unsure band.", "",
              "| k | min cosine | coverage | accuracy where it votes |", "| --- | --- | --- | --- |"]
     for k in (3, 7, 15):
         for min_cos in (0.3, 0.4, 0.5, 0.6, 0.7):
+            t = replace(th, knn_k=k, knn_min_cosine=min_cos)
             nb = order[:, :k]
-            s = np.take_along_axis(sims, nb, axis=1)
-            close = s >= min_cos
-            votes = close.sum(1)
-            covered = votes >= min(3, k)
-            w = np.where(close, s, 0.0)
-            p = (w * y[nb]).sum(1) / np.maximum(w.sum(1), 1e-9)
+            near = np.take_along_axis(sims, nb, axis=1)
+            p = np.array([np.nan if (v := knn_vote(s, r, y, t)) is None else v for s, r in zip(near, nb)])
+            covered = np.abs(p - th.threshold) >= th.unsure  # NaN (no vote) compares False
             acc = ((p[covered] >= 0.5) == y[covered]).mean() if covered.any() else float("nan")
             lines.append(f"| {k} | {min_cos} | {covered.mean():.1%} | {acc:.1%} |")
     return lines + [""]
@@ -296,17 +306,22 @@ def near_duplicate_table(args, data) -> list[str]:
     other_cos = sims[np.arange(len(nearest)), nearest]
     other_ph = np.array([phash_distance(data["phash"][i], data["phash"][j]) for i, j in enumerate(nearest)])
     same_label = data["y"] == data["y"][nearest]
+    th = Thresholds()
+    tones = [STAT_NAMES.index(name) for name in TONE_STATS]
+    other_tones = np.abs(data["S"][:, tones] - data["S"][nearest][:, tones]).max(1) <= th.near_duplicate_tones
     lines = ["## Near-duplicate label reuse", "",
              "Edits (resize 50%, JPEG q=60, crop 90%, made at up to 4x the decode size) of 300 images against their original; false matches are "
-             "each image's closest *other* image in the set passing both thresholds.", "",
-             "| cosine >= | phash <= | edits matched | other images matched | of those, same label |",
-             "| --- | --- | --- | --- | --- |"]
+             "each image's closest *other* image in the set passing both thresholds; the shipped rule also "
+             f"wants every tone statistic within {th.near_duplicate_tones} (decisions.TONE_STATS; true and sibling "
+             "pairs: scripts/neardup_pairs.py).", "",
+             "| cosine >= | phash <= | edits matched | other images matched | of those, same label | of those, same tones |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for cos in (0.85, 0.9, 0.93, 0.95, 0.97):
         for ph in (6, 10, 14):
             hit = (edit_cos >= cos) & (edit_ph <= ph)
             false = (other_cos >= cos) & (other_ph <= ph)
             agree = f"{same_label[false].mean():.0%}" if false.any() else "-"
-            lines.append(f"| {cos} | {ph} | {hit.mean():.1%} | {int(false.sum())} | {agree} |")
+            lines.append(f"| {cos} | {ph} | {hit.mean():.1%} | {int(false.sum())} | {agree} | {int((false & other_tones).sum())} |")
     return lines + [""]
 
 
