@@ -392,7 +392,7 @@ def replace_section(text: str, heading: str, lines: list[str]) -> str:
 def band(data) -> None:
     """Where the unsure band costs accuracy: the shipped configuration with the head's band narrowed
     (Thresholds.drawn_unsure) only for images that cannot be photographs, held out by source
-    (GroupKFold(5), forest seed 0). A rule is native_fine_steps <= f (no sensor or compression noise
+    (GroupKFold(5), forest seed 0). A rule is: not a JPEG, native_fine_steps <= f (no sensor noise
     at the file's resolution) and colorfulness <= c, with band w there; it is chosen on the other
     four folds (the best clear-cut accuracy that inverts no more images to keep and no more
     photographs than the band everywhere) and scored on the fifth."""
@@ -414,12 +414,13 @@ def band(data) -> None:
                 for w in (0.1, 0.05, 0.0)}
     print(f"band {th.unsure} everywhere: {figures_line(shipped_figures(data, wide))}")
     rules = {}
+    not_jpeg = stat["is_jpeg"] < 0.5
     for f, c, w in itertools.product((0.01, 0.02, 0.03, 0.05, 0.1), (0.05, 0.1, 0.15, 0.2, 1.0), narrowed):
-        mask = (stat["native_fine_steps"] <= f) & (stat["colorfulness"] <= c)
+        mask = not_jpeg & (stat["native_fine_steps"] <= f) & (stat["colorfulness"] <= c)
         rules[(f, c, w)] = np.where(mask, narrowed[w], wide)
     for key in [(f, 1.0, w) for f in (0.01, 0.03, 0.05, 0.1) for w in (0.1, 0.05)] + [(0.03, 0.15, 0.05)]:
-        mask = (stat["native_fine_steps"] <= key[0]) & (stat["colorfulness"] <= key[1])
-        print(f"  fine steps <= {key[0]}, colourfulness <= {key[1]} ({int(mask.sum())} images, {int(photo[mask].sum())} "
+        mask = not_jpeg & (stat["native_fine_steps"] <= key[0]) & (stat["colorfulness"] <= key[1])
+        print(f"  not JPEG, fine steps <= {key[0]}, colourfulness <= {key[1]} ({int(mask.sum())} images, {int(photo[mask].sum())} "
               f"photographs), band {key[2]} there: {figures_line(shipped_figures(data, rules[key]))}")
 
     def allowed(key, idx) -> bool:
