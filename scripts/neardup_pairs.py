@@ -4,7 +4,7 @@ against false pairs (siblings: screenshots of one application or manual, plots o
 of one set, showing different content), and how often each reuse rule takes each for the same picture.
 
     python scripts/neardup_pairs.py build      # the pairs' images, into .cache/neardup (~2 min)
-    python scripts/neardup_pairs.py measure    # embed them as a build does, then the rules' rates (~5 min)
+    python scripts/neardup_pairs.py measure    # embed them as a build does, then the rules' rates (~2 min)
 
 The siblings come from the Debian packages the bootstrap set is built from (scripts/bootstrap/debian.py
 downloads and extracts them; `--packages` reuses an extracted tree such as the bootstrap cache's x/).
@@ -240,7 +240,7 @@ def measure(args) -> int:
         ra, rb = records[ok[a]], records[ok[b]]
         return {"cosine": float(vectors[ok[a]] @ vectors[ok[b]]),
                 "phash": phash_distance(ra.phash, rb.phash),
-                "stats": float(np.abs(np.asarray(ra.stats)[tones] - np.asarray(rb.stats)[tones]).max()),
+                "tones": float(np.abs(np.asarray(ra.stats)[tones] - np.asarray(rb.stats)[tones]).max()),
                 "pixels": thumb_difference(thumbs[a], thumbs[b])}
 
     true = [dict(features(out / r["of"], out / r["file"]), edit=r["edit"].split(":")[0], group=r["group"])
@@ -276,12 +276,12 @@ def thumb_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def _rule(cosine: float, phash: int, tones: float | None = None, pixels: float | None = None):
     def rule(f: dict) -> bool:
-        return (f["cosine"] >= cosine and f["phash"] <= phash and (tones is None or f["stats"] <= tones)
+        return (f["cosine"] >= cosine and f["phash"] <= phash and (tones is None or f["tones"] <= tones)
                 and (pixels is None or f["pixels"] <= pixels))
     return rule
 
 
-# What was tried; "tones": the largest difference in the tone statistics (STABLE_NAMES), which the
+# What was tried; "tones": the largest difference in the tone statistics (decisions.TONE_STATS), which the
 # store and the shipped set already hold; "pixels": mean difference of 16 x 16 grayscale thumbnails,
 # which neither holds (shipping it would mean a new column in the store and in the bootstrap set).
 RULES = {
@@ -322,7 +322,7 @@ def report(true: list[dict], false: list[dict]) -> None:
     for f in false:
         if chosen(f):
             print(f"  sibling pair taken by the shipped rule: {f['group']}: {f['a']} ~ {f['b']} "
-                  f"(cosine {f['cosine']:.3f}, phash {f['phash']}, tones {f['stats']:.3f}, pixels {f['pixels']:.3f})")
+                  f"(cosine {f['cosine']:.3f}, phash {f['phash']}, tones {f['tones']:.3f}, pixels {f['pixels']:.3f})")
 
 
 def main() -> int:
