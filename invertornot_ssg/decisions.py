@@ -1,11 +1,12 @@
 """The decision order for one image, from what a person said to the safe default.
 
 explicit > front-matter > override > duplicate > near-duplicate > head > knn > default (keep).
-The first three are handled by `decide_human`; the rest by `decide_auto`.
+The first three are handled by `decide_human`; the rest by `decide_auto`. An image unlike the
+labeled set (novelty.py) skips the head, as if it were unsure of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ._lazy import np
 
 from .images import phash_distance
@@ -33,6 +34,8 @@ class Decision:
     p_invert: float | None
     confidence: float | None
     method: str
+    novelty: float | None = None  # novelty.NoveltyModel.scores; None without a novelty model
+    novel: bool = False  # above the novelty cut-off: the head was not trusted with it
 
     @property
     def human(self) -> bool:
@@ -90,11 +93,21 @@ def decide_auto(
     labeled: LabeledSet,
     thresholds: Thresholds,
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+    novelty: float | None = None,
+    novel: bool = False,
 ) -> Decision:
     """near-duplicate > head > knn > default, for one embedded image.
 
     `neighbours` is this image's row of `labeled.neighbours(...)`, precomputed in a batch.
+    `novel`: the image is unlike the labeled set (its `novelty` score above the cut-off): the
+    head, which learned from that set, is treated as unsure; a near-duplicate still decides.
     """
+    decision = _decide_auto(vector, phash, p_head, labeled, thresholds, neighbours, novel)
+    # `novel` says the head was passed over: not so when a labeled near-duplicate decided.
+    return replace(decision, novelty=novelty, novel=novel and decision.method != "near-duplicate")
+
+
+def _decide_auto(vector, phash, p_head, labeled: LabeledSet, thresholds: Thresholds, neighbours, novel: bool) -> Decision:
     if neighbours is None and len(labeled):
         sims, rows = labeled.neighbours(vector[None, :], thresholds.knn_k)
         neighbours = (sims[0], rows[0])
@@ -109,7 +122,7 @@ def decide_auto(
                 invert = bool(labeled.invert[row])
                 return Decision(invert, 1.0 if invert else 0.0, float(sim), "near-duplicate")
 
-    if p_head is not None and abs(p_head - thresholds.threshold) >= thresholds.unsure:
+    if p_head is not None and not novel and abs(p_head - thresholds.threshold) >= thresholds.unsure:
         invert = p_head >= thresholds.threshold
         return Decision(invert, float(p_head), _confidence(p_head, invert), "head")
 

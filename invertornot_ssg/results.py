@@ -27,6 +27,10 @@ class ImageResult:
     cached: bool
     error: str | None
     ink: tuple | list | None = None  # images.ink_palette of a transparent image (contrast.py); None if opaque
+    # How unlike the labeled set the image is (novelty.py), and whether that passed the head over
+    # (above the cut-off); None / False for human decisions and without a novelty model.
+    novelty: float | None = None
+    novel: bool = False
 
     @property
     def human(self) -> bool:
@@ -40,6 +44,8 @@ class ImageResult:
             "p_invert": None if self.p_invert is None else round(self.p_invert, 4),
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "method": self.method,
+            "novelty": None if self.novelty is None else round(self.novelty, 4),
+            "novel": self.novel,
             "version": self.version,
             "cached": self.cached,
             "error": self.error,
