@@ -53,8 +53,9 @@ class Recording:
         methods = collections.Counter(r.method for r in results)
         errors = sum(1 for r in results if r.error)
         unsure = methods.get("knn", 0) + methods.get("default", 0)
-        # With a novelty model: how many of the unsure are so because they are unlike the labeled set.
-        novel = f" ({sum(1 for r in results if r.novel)} novel)" if self.novelty_info else ""
+        # How many of the unsure are so because they are unlike the labeled set (novelty.py).
+        novel = sum(1 for r in results if r.novel)
+        novel = f" ({novel} novel)" if novel else ""
         inverted = sum(1 for r in results if r.invert)
         cached = sum(1 for r in results if r.cached)
         per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))

@@ -44,9 +44,9 @@ class ImageResult:
             "p_invert": None if self.p_invert is None else round(self.p_invert, 4),
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "method": self.method,
-            "novelty": None if self.novelty is None else round(self.novelty, 4),
-            "novel": self.novel,
             "version": self.version,
             "cached": self.cached,
             "error": self.error,
+            "novelty": None if self.novelty is None else round(self.novelty, 4),
+            "novel": self.novel,
         }

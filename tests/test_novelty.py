@@ -19,6 +19,8 @@ from invertornot_ssg.decisions import LabeledSet, Thresholds, decide_auto
 from invertornot_ssg.embedders import embedder_id, get_embedder
 from invertornot_ssg.head import HeadError
 from invertornot_ssg.overrides import Overrides, record_decisions
+from invertornot_ssg.reviewsite import ReviewSite
+from invertornot_ssg.store import EmbeddingStore
 
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket,
           "cells": data.immunohistochemistry, "hubble": data.hubble_deep_field, "camera": data.camera}
@@ -160,6 +162,13 @@ def test_retrain_writes_a_novelty_model_that_a_following_build_uses(site, capsys
     assert f"{len(PHOTOS)} unsure ({len(PHOTOS)} novel); by method" in build.stderr, build.stderr
     recorded = Overrides.load(site / "invertornot.yml").entries
     assert all(recorded[f"img/{n}.jpg"].auto["novelty"] > novelty.CUTOFF for n in PHOTOS)
+
+    # `review` lists them first, most novel first.
+    items = ReviewSite(site / "invertornot.yml", EmbeddingStore(site / ".invertornot")).items()
+    first = items[:len(PHOTOS)]
+    assert {item.key for item in first} == {f"img/{n}.jpg" for n in PHOTOS} and all(item.novel for item in first)
+    assert [item.novelty for item in first] == sorted((item.novelty for item in first), reverse=True)
+    assert not any(item.novel for item in items[len(PHOTOS):])
 
 
 def test_without_its_novelty_model_a_head_decides_as_before(site, capsys, tmp_path):
