@@ -9,7 +9,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py debatable   # the wider "debatable" (seconds)
     python scripts/explore_heldout.py splits [--baseline OLD_MANIFEST]  # random splits by source (~4 min)
     python scripts/explore_heldout.py knn         # the kNN vote's prior and edge, before/after (~1 min)
-    python scripts/explore_heldout.py novelty     # the novelty cut-off: what it catches and costs (~1 min)
+    python scripts/explore_heldout.py novelty     # the novelty cut-off: what it catches and costs (~2 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
 accuracy leaves out the manifest's debatable images. Nothing here is shipped.
