@@ -40,7 +40,7 @@ def file_digest(path: Path | None) -> str | None:
 
 
 REQUEST_COLUMNS = ("key", "path", "label", "source")
-RESULT_COLUMNS = ("sha1", "invert", "p_invert", "confidence", "method", "cached", "error", "ink")
+RESULT_COLUMNS = ("sha1", "invert", "p_invert", "confidence", "method", "cached", "error", "ink", "novelty", "novel")
 
 
 def request_columns(requests: Sequence[Any]) -> dict[str, list]:

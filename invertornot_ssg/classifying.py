@@ -52,8 +52,9 @@ class Classifying:
         saved, warnings = found
         self.memo_hit, self._memo_signature = True, signature  # see record()
         columns = [saved[name] for name in buildmemo.RESULT_COLUMNS]
-        results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error, ink)
-                   for req, sha1, invert, p, confidence, method, cached, error, ink in zip(requests, *columns)]
+        results = [ImageResult(req, sha1, invert, p, confidence, method, version, cached, error, ink, novelty, novel)
+                   for req, sha1, invert, p, confidence, method, cached, error, ink, novelty, novel
+                   in zip(requests, *columns)]
         # An error may pass without the file changing (permissions, I/O): those images are always
         # tried again. Images that failed have no label to lend, so the others' results stand.
         retry = [i for i, result in enumerate(results) if result.error]
@@ -133,7 +134,8 @@ class Classifying:
                 invert, method = d["invert"], d["method"]
                 if invert and contrast.inversion_vanishes(ink, self.dark_page):
                     invert, method = False, contrast.METHOD  # light ink on transparency: inverted it turns dark
-                results.append(ImageResult(req, sha1, invert, d["p_invert"], d["confidence"], method, version, cached, None, ink))
+                results.append(ImageResult(req, sha1, invert, d["p_invert"], d["confidence"], method, version, cached,
+                                           None, ink, d.get("novelty"), bool(d.get("novel"))))
             else:
                 results.append(ImageResult(req, sha1, None, None, None, "error", version, False, error or "not classified"))
         if memo and not self._would_record(results, overrides):

@@ -1,11 +1,12 @@
 """The decision order for one image, from what a person said to the safe default.
 
 explicit > front-matter > override > duplicate > near-duplicate > head > knn > default (keep).
-The first three are handled by `decide_human`; the rest by `decide_auto`.
+The first three are handled by `decide_human`; the rest by `decide_auto`. An image unlike the
+labeled set (novelty.py) skips the head, as if it were unsure of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ._lazy import np
 
 from .images import STAT_NAMES, phash_distance
@@ -44,6 +45,8 @@ class Decision:
     p_invert: float | None
     confidence: float | None
     method: str
+    novelty: float | None = None  # novelty.NoveltyModel.scores; None without a novelty model
+    novel: bool = False  # above the novelty cut-off: the head was not trusted with it
 
     @property
     def human(self) -> bool:
@@ -111,15 +114,26 @@ def decide_auto(
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     stats: np.ndarray | None = None,
     drawn: bool | None = None,
+    novelty: float | None = None,
+    novel: bool = False,
 ) -> Decision:
     """near-duplicate > head > knn > default, for one embedded image.
 
     `neighbours` is this image's row of `labeled.neighbours(...)`, precomputed in a batch; `stats`
     its images.STAT_NAMES (without them it is nobody's near-duplicate). `drawn`: it cannot be a
     photograph, so the head's band is drawn_unsure (cannot_be_photograph(stats) unless given).
+    `novel`: the image is unlike the labeled set (its `novelty` score above the cut-off): the
+    head, which learned from that set, is treated as unsure; a near-duplicate still decides.
     """
     if drawn is None:
         drawn = stats is not None and len(stats) == len(STAT_NAMES) and cannot_be_photograph(stats)
+    decision = _decide_auto(vector, phash, p_head, labeled, thresholds, neighbours, stats, drawn, novel)
+    # `novel` says the head was passed over: not so when a labeled near-duplicate decided.
+    return replace(decision, novelty=novelty, novel=novel and decision.method != "near-duplicate")
+
+
+def _decide_auto(vector, phash, p_head, labeled: LabeledSet, thresholds: Thresholds, neighbours,
+                 stats, drawn: bool, novel: bool) -> Decision:
     if neighbours is None and len(labeled):
         sims, rows = labeled.neighbours(vector[None, :], thresholds.knn_k)
         neighbours = (sims[0], rows[0])
@@ -138,7 +152,7 @@ def decide_auto(
                 return Decision(invert, 1.0 if invert else 0.0, float(sim), "near-duplicate")
 
     unsure = min(thresholds.drawn_unsure, thresholds.unsure) if drawn else thresholds.unsure
-    if p_head is not None and abs(p_head - thresholds.threshold) >= unsure:
+    if p_head is not None and not novel and abs(p_head - thresholds.threshold) >= unsure:
         invert = p_head >= thresholds.threshold
         return Decision(invert, float(p_head), _confidence(p_head, invert), "head")
 

@@ -136,6 +136,8 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
         self._head_info: HeadInfo | None | bool = False  # False: not looked for yet
         self._head_signature: tuple = ()  # of the head files when head_info was read
         self._head: Head | None | bool = False  # False: not loaded yet
+        self._novelty_info = self._novelty = False  # the head's novelty model (headchoice), not looked for yet
+        self._novelty_signature: tuple = ()
         self._bootstrap: LabeledSet | None | bool = False
         self._bootstrap_labels: dict[str, bool] | None | bool = False
         self._loaded_overrides: tuple[tuple[int, int, int] | None, Overrides] | None = None  # see record

@@ -87,6 +87,19 @@ def build_features(vectors: np.ndarray, stats: np.ndarray, use_embedding: bool, 
 
 def save_head(head: Head, path: Path) -> Head:
     """Write `path` (.skops) and `path.json` atomically; returns the head with its content version."""
+    head.version = save_skops(head.model, path, "rf", lambda version: {
+        "version": version,
+        "embedder": head.embedder_id,
+        "use_embedding": head.use_embedding,
+        "stat_names": list(head.stat_names),
+        **head.metadata,
+    })
+    return head
+
+
+def save_skops(model: Any, path: Path, prefix: str, sidecar) -> str:
+    """Write a scikit-learn model to `path` (.skops) and `sidecar(version)` to `path.json`,
+    atomically; returns the content version (`prefix`-digest). Heads and novelty models alike."""
     import skops.io
 
     path = Path(path)
@@ -94,22 +107,15 @@ def save_head(head: Head, path: Path) -> Head:
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        skops.io.dump(head.model, tmp)
-        head.version = content_version(Path(tmp).read_bytes())
-        sidecar = {
-            "version": head.version,
-            "embedder": head.embedder_id,
-            "use_embedding": head.use_embedding,
-            "stat_names": list(head.stat_names),
-            **head.metadata,
-        }
-        atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a head is shipped and shared like any file
+        skops.io.dump(model, tmp)
+        version = content_version(Path(tmp).read_bytes(), prefix)
+        atomic_write(path.with_suffix(".json"), (json.dumps(sidecar(version), indent=2, sort_keys=True) + "\n").encode())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is shipped and shared like any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return head
+    return version
 
 
 @dataclass(frozen=True)
@@ -122,26 +128,27 @@ class HeadInfo:
     sidecar: dict[str, Any]
 
 
-def content_version(data: bytes) -> str:
+def content_version(data: bytes, prefix: str = "rf") -> str:
     """A head's version: a digest of its .skops bytes, so a replaced file is a new version."""
-    return f"rf-{hashlib.sha1(data).hexdigest()[:10]}"
+    return f"{prefix}-{hashlib.sha1(data).hexdigest()[:10]}"
 
 
-def read_head_info(path: Path, cache_dir: Path | None = None) -> HeadInfo:
+def read_head_info(path: Path, cache_dir: Path | None = None, prefix: str = "rf", what: str = "head") -> HeadInfo:
     """The sidecar of a head, checked against the file's digest; cheap (no scikit-learn, no skops).
-    `cache_dir`: where the digest is remembered by the file's inode, size and mtime."""
+    `cache_dir`: where the digest is remembered by the file's inode, size and mtime. `prefix` and
+    `what`: of another kind of model saved by save_skops (novelty.py)."""
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
     try:
         sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise HeadError(f"{sidecar_path}: missing; a head is the .skops file plus its .json sidecar") from None
+        raise HeadError(f"{sidecar_path}: missing; a {what} is the .skops file plus its .json sidecar") from None
     except (OSError, ValueError) as exc:
         raise HeadError(f"{sidecar_path}: unreadable ({exc})") from None
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("embedder"), str):
-        raise HeadError(f"{sidecar_path}: not a head sidecar (no `embedder`)")
+        raise HeadError(f"{sidecar_path}: not a {what} sidecar (no `embedder`)")
     try:
-        version = _file_version(path, cache_dir)
+        version = _file_version(path, cache_dir, prefix)
     except OSError as exc:
         raise HeadError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if sidecar.get("version") != version:
@@ -149,12 +156,12 @@ def read_head_info(path: Path, cache_dir: Path | None = None) -> HeadInfo:
         # would silently reuse decisions made by another model.
         raise HeadError(
             f"{path}: does not match its sidecar {sidecar_path.name} (version {sidecar.get('version')!r},"
-            f" file is {version}); copy a head's .skops and .json together"
+            f" file is {version}); copy a {what}'s .skops and .json together"
         )
     return HeadInfo(path, sidecar["embedder"], version, sidecar)
 
 
-def _file_version(path: Path, cache_dir: Path | None) -> str:
+def _file_version(path: Path, cache_dir: Path | None, prefix: str = "rf") -> str:
     """content_version of the file. Hashing a 12 MB head took ~30 ms of every warm build, so the
     result is kept in `cache_dir` under the file's (inode, size, mtime): a replaced file is hashed again."""
     signature = file_signature(path)
@@ -165,7 +172,7 @@ def _file_version(path: Path, cache_dir: Path | None) -> str:
     entry = known.get(key)
     if isinstance(entry, list) and len(entry) == 2 and entry[0] == list(signature):
         return entry[1]
-    version = content_version(path.read_bytes())
+    version = content_version(path.read_bytes(), prefix)
     if cache is not None and file_signature(path) == signature:  # not replaced while being read
         write_cache(cache, json.dumps({**known, key: [list(signature), version]}).encode())
     return version
@@ -173,22 +180,9 @@ def _file_version(path: Path, cache_dir: Path | None) -> str:
 
 def load_head(path: Path | HeadInfo) -> Head:
     """Load a head without running code from the file: unknown types are refused."""
-    import skops.io  # slow to import (several seconds): only when a model must actually run
-
     info = path if isinstance(path, HeadInfo) else read_head_info(path)
     path = info.path
-    _check_archive(path)
-    try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-    except Exception as exc:  # skops raises several types for a damaged zip
-        raise HeadError(f"{path}: not a readable skops file ({exc})") from None
-    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if refused:
-        raise HeadError(f"{path}: refusing to load types not on the allow-list: {', '.join(refused)}")
-    try:
-        model = skops.io.load(path, trusted=list(untrusted))
-    except Exception as exc:  # e.g. saved by an incompatible scikit-learn
-        raise HeadError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    model = load_skops(path)
     sidecar = info.sidecar
     stat_names = sidecar.get("stat_names", ())
     if not isinstance(stat_names, list) or not all(isinstance(name, str) for name in stat_names):
@@ -205,6 +199,25 @@ def load_head(path: Path | HeadInfo) -> Head:
         version=info.version,
         path=path,
     )
+
+
+def load_skops(path: Path) -> Any:
+    """What a .skops file holds, loaded without running code from it: the archive is checked
+    before skops inflates it, and types off the allow-list are refused. Heads and novelty models."""
+    import skops.io  # slow to import (several seconds): only when a model must actually run
+
+    _check_archive(path)
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises several types for a damaged zip
+        raise HeadError(f"{path}: not a readable skops file ({exc})") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise HeadError(f"{path}: refusing to load types not on the allow-list: {', '.join(refused)}")
+    try:
+        return skops.io.load(path, trusted=list(untrusted))
+    except Exception as exc:  # e.g. saved by an incompatible scikit-learn
+        raise HeadError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
 
 
 def _check_archive(path: Path) -> None:

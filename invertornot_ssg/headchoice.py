@@ -10,6 +10,8 @@ from .embedders import id_slug
 from .errors import ConfigError
 from .fileio import file_signature
 from .head import Head, HeadError, HeadInfo, load_head, read_head_info
+from .novelty import SUFFIX as NOVELTY_SUFFIX
+from .novelty import NoveltyModel, load_novelty, novelty_path, read_novelty_info
 from .store import HEADS_DIR
 
 
@@ -50,9 +52,42 @@ class HeadChoice:
         return self._head  # type: ignore[return-value]
 
     @property
+    def novelty_info(self) -> HeadInfo | None:
+        """The novelty model beside the head in use (novelty.py), from its sidecar; None without
+        one (a head trained before novelty existed: decisions as before) or when it is unusable,
+        with one warning naming the file."""
+        head = self.head_info
+        path = novelty_path(head.path) if head else None
+        signature = (path, file_signature(path), file_signature(path.with_suffix(".json")) if path else None)
+        if self._novelty_info is False or signature != self._novelty_signature:
+            self._novelty_info, self._novelty, self._novelty_signature = None, False, signature
+            if path is not None and (signature[1] or signature[2]):
+                try:
+                    info = read_novelty_info(path, self.cache_dir)
+                    if info.embedder_id != self.embedder_id:
+                        raise HeadError(f"{path}: made for {info.embedder_id}, not {self.embedder_id}")
+                    self._novelty_info = info
+                except HeadError as exc:
+                    self.log.warning("%s; deciding without novelty", exc)
+        return self._novelty_info  # type: ignore[return-value]
+
+    @property
+    def novelty(self) -> NoveltyModel | None:
+        """The novelty model, loaded on first use; None without a usable one (warned once)."""
+        info = self.novelty_info
+        if self._novelty is False:
+            try:
+                self._novelty = load_novelty(info) if info else None
+            except HeadError as exc:
+                self.log.warning("%s; deciding without novelty", exc)
+                self._novelty = None
+        return self._novelty  # type: ignore[return-value]
+
+    @property
     def version(self) -> str:
-        info = self.head_info
-        return f"{self.embedder_id}+{info.version if info else 'no-head'}"
+        """Recorded with each automatic decision; cached decisions and the build memo key on it."""
+        info, novelty = self.head_info, self.novelty_info
+        return f"{self.embedder_id}+{info.version if info else 'no-head'}" + (f"+{novelty.version}" if novelty else "")
 
     def site_head_path(self) -> Path:
         """Where `retrain` saves this site's head: beside the overrides file it was trained from
@@ -106,7 +141,8 @@ class HeadChoice:
         else:
             prefix, suffix = "head-", f"-{self._site_id()}.skops"
         try:
-            others = sorted(n for n in os.listdir(site_head.parent) if n.startswith(prefix) and n.endswith(suffix))
+            others = sorted(n for n in os.listdir(site_head.parent) if n.startswith(prefix) and n.endswith(suffix)
+                            and not n.endswith(NOVELTY_SUFFIX))
         except OSError:
             return
         if others:

@@ -92,6 +92,19 @@ class LabelLending:
         return LabeledSet(sha1s, np.array(invert, dtype=bool), np.vstack(rows).astype(np.float32), phashes,
                           np.vstack(stats).astype(np.float32))
 
+    def _novelty_scores(self, matrix: np.ndarray) -> tuple[list[float | None], list[bool]]:
+        """Each image's novelty score and whether it is above the cut-off (novelty.py); None and
+        False throughout without a novelty model, or when it does not fit these embeddings."""
+        novelty = self.novelty
+        if novelty is not None:
+            try:
+                scores = novelty.scores(matrix)
+                return [round(float(s), 4) for s in scores], [bool(n) for n in novelty.novel(scores)]
+            except HeadError as exc:
+                self.log.warning("%s; deciding without novelty", exc)
+                self._novelty = None
+        return [None] * len(matrix), [False] * len(matrix)
+
     def _decide_auto(self, paths: dict[str, Path], site_labels: dict[str, bool], version: str) -> dict[str, dict]:
         """near-duplicate > head > knn > default, with decisions cached per (version, labels, thresholds).
         `paths`: sha1 -> a file with that content, to describe an image again if its record is old.
@@ -122,15 +135,19 @@ class LabelLending:
                         raise ConfigError(f"head: {exc}") from None
                     self.log.warning("%s; deciding without it", exc)
                     self._head = head = None
+            scores, novel = self._novelty_scores(matrix)
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
             new = {}
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
                 stats = records[sha1].stats if is_current(records[sha1]) else None
-                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb, stats)
-                new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
-            if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
+                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb, stats,
+                                novelty=scores[j], novel=novel[j])
+                new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method,
+                             "novelty": d.novelty, "novel": d.novel}
+            # Not when a head or novelty model failed to load: tried again next build.
+            if (head is not None or self.head_info is None) and (self.novelty is not None or self.novelty_info is None):
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided

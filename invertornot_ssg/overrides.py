@@ -63,6 +63,7 @@ class AutoRecord:
     confidence: float | None
     method: str
     version: str
+    novelty: float | None = None  # novelty.py's score; written only when there is one
 
     def as_yaml(self) -> dict[str, Any]:
         """The `auto:` mapping: plain Python types, floats rounded to 2 decimals."""
@@ -71,6 +72,7 @@ class AutoRecord:
             "p_invert": _round(self.p_invert),
             "confidence": _round(self.confidence),
             "method": str(self.method),
+            **({} if self.novelty is None else {"novelty": _round(self.novelty)}),
             "version": str(self.version),
         }
 

@@ -53,12 +53,15 @@ class Recording:
         methods = collections.Counter(r.method for r in results)
         errors = sum(1 for r in results if r.error)
         unsure = methods.get("default", 0)  # kNN decides only when its vote is sure (decisions.knn_vote)
+        # How many images were unlike the labeled set, so the head was passed over (novelty.py).
+        novel = sum(1 for r in results if r.novel)
+        novel = f" ({novel} novel)" if novel else ""
         inverted = sum(1 for r in results if r.invert)
         cached = sum(1 for r in results if r.cached)
         per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
         return (
             f"{len(results)} images: {inverted} inverted, {self.embedded} embedded, {cached} cached, "
-            f"{errors} errors, {unsure} unsure; by method: {per_method or 'none'}"
+            f"{errors} errors, {unsure} unsure{novel}; by method: {per_method or 'none'}"
             + ("; nothing changed since the last build" if self.memo_hit else "")
         )
 
@@ -68,7 +71,7 @@ def _decisions(results: Sequence[ImageResult]) -> dict[str, AutoRecord]:
     return {
         r.request.key: AutoRecord(
             sha1=r.sha1, invert=r.invert, p_invert=r.p_invert, confidence=r.confidence,
-            method=r.method, version=r.version,
+            method=r.method, version=r.version, novelty=r.novelty,
         )
         for r in results
         if r.sha1 and r.invert is not None

@@ -27,6 +27,10 @@ class ImageResult:
     cached: bool
     error: str | None
     ink: tuple | list | None = None  # images.ink_palette of a transparent image (contrast.py); None if opaque
+    # How unlike the labeled set the image is (novelty.py), and whether that passed the head over
+    # (above the cut-off); None / False for human decisions and without a novelty model.
+    novelty: float | None = None
+    novel: bool = False
 
     @property
     def human(self) -> bool:
@@ -43,4 +47,6 @@ class ImageResult:
             "version": self.version,
             "cached": self.cached,
             "error": self.error,
+            "novelty": None if self.novelty is None else round(self.novelty, 4),
+            "novel": self.novel,
         }

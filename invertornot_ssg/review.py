@@ -63,7 +63,10 @@ def serve(
         raise ConfigError(f"overrides: no such file {overrides_path}; build the site first (builds record every image there)")
     if not (engine.store_dir / DB_NAME).is_file():
         raise ConfigError(f"store: no embedding store at {engine.store_dir}; build the site first or pass --store")
-    site = ReviewSite(overrides_path, engine.store, settings.threshold, settings.unsure, log)
+    novelty = engine.novelty_info  # the cut-off the builds used, from the novelty model's sidecar
+    cutoff = novelty.sidecar.get("cutoff") if novelty else None
+    site = ReviewSite(overrides_path, engine.store, settings.threshold, settings.unsure, log,
+                      **({"novelty_cutoff": float(cutoff)} if isinstance(cutoff, (int, float)) else {}))
     items = site.items()  # a malformed overrides file fails here, before anything is served
     command = shlex.join([
         "invertornot-ssg", "retrain", "--store", str(engine.store_dir), "--model", settings.model,

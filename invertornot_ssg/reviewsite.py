@@ -18,6 +18,7 @@ from PIL import Image, features
 from ._lazy import np
 from .fileio import file_signature
 from .images import ImageError, load_image_bytes
+from .novelty import CUTOFF as NOVELTY_CUTOFF
 from .overrides import LABELS, Overrides, record_decisions
 from .store import EmbeddingStore
 
@@ -26,6 +27,7 @@ THUMB_SIDE = 256
 THUMB_CACHE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # an original larger than this is not served (nor thumbnailed)
 HUMAN_METHODS = ("explicit", "front-matter", "duplicate")  # a person decided, on the page or another entry
+UNSURE_METHODS = ("knn", "default")  # what a novel image's decision falls to (decisions.decide_auto)
 _SHA1 = re.compile(r"[0-9a-f]{40}\Z")
 
 
@@ -42,6 +44,8 @@ class ReviewItem:
     method: str  # the last build's method, "" if never built
     width: int | None
     height: int | None
+    novelty: float | None = None  # the last build's novelty score (novelty.py), None without one
+    novel: bool = False  # above the cut-off: the head was passed over (shown first)
 
     @property
     def human(self) -> bool:
@@ -57,6 +61,7 @@ class ReviewItem:
             "key": self.key, "sha1": self.sha1, "label": self.label, "invert": self.invert,
             "p_invert": self.p_invert, "confidence": self.confidence, "method": self.method,
             "human": self.human, "width": self.width, "height": self.height,
+            "novelty": self.novelty, "novel": self.novel,
         }
 
 
@@ -73,11 +78,13 @@ class ReviewSite:
         threshold: float = 0.5,
         unsure: float = 0.2,
         logger: logging.Logger | None = None,
+        novelty_cutoff: float = NOVELTY_CUTOFF,
     ) -> None:
         self.overrides_path = Path(overrides_path)
         self.store = store
         self.threshold = threshold
         self.unsure = unsure  # the page's "uncertain" filter: |p_invert - threshold| below this
+        self.novelty_cutoff = novelty_cutoff  # a recorded novelty above this: novel, first in the list
         self.log = logger or logging.getLogger("invertornot_ssg")
         self._lock = threading.RLock()
         self._signature: tuple[int, ...] | None = None
@@ -124,6 +131,8 @@ class ReviewSite:
             record = records.get(entry.sha1)
             invert = auto.get("invert")
             method = auto.get("method")
+            novelty = auto.get("novelty")
+            novelty = float(novelty) if isinstance(novelty, (int, float)) and not isinstance(novelty, bool) else None
             items.append(ReviewItem(
                 key=key, sha1=entry.sha1, label=entry.label,
                 invert=invert if isinstance(invert, bool) else None,
@@ -131,8 +140,11 @@ class ReviewSite:
                 confidence=_unit_number(auto.get("confidence")),
                 method=method if isinstance(method, str) else "",
                 width=record.width if record else None, height=record.height if record else None,
+                novelty=novelty, novel=novelty is not None and novelty > self.novelty_cutoff and method in UNSURE_METHODS,
             ))
-        items.sort(key=lambda item: (item.uncertainty(self.threshold), item.key))
+        # Novel images first (most novel first): the decisions least backed by any label.
+        items.sort(key=lambda item: (not item.novel, -(item.novelty or 0) if item.novel else 0,
+                                     item.uncertainty(self.threshold), item.key))
         self._items = items
         self._by_key = {item.key: item for item in items}
         self._sha1s = frozenset(item.sha1 for item in items)

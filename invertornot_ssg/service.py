@@ -217,7 +217,7 @@ class Decider:
         if before.sha1 != sha1 or before.invert is None:
             return None
         record = AutoRecord(before.sha1, before.invert, before.p_invert, before.confidence, before.method,
-                            before.version)
+                            before.version, before.novelty)
         record_decisions(engine.overrides_path, {key: record}, labels={key: "invert" if invert else "keep"})
         self.log.info("correction: %s (%s) labeled %s in %s", key, sha1, "invert" if invert else "keep",
                       engine.overrides_path)

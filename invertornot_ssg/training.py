@@ -287,8 +287,26 @@ def retrain(engine: Engine, overrides_files: Sequence[Path], bootstrap: bool, ou
         "overrides": [str(p) for p in overrides_files],
         "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
     }
-    save_head(head, output or engine.site_head_path())
+    path = Path(output or engine.site_head_path())
+    save_head(head, path)
+    report["novelty"] = save_novelty_beside(path, vectors, engine.embedder_id,
+                                            {"site": report["site_samples"], "bootstrap": report["bootstrap_samples"]})
     return head, report
+
+
+def save_novelty_beside(head_path: Path, vectors: np.ndarray, embedder_id: str, counts: dict[str, int]) -> dict | None:
+    """Fit the novelty model (novelty.py) over the head's training embeddings and save it beside
+    the head; None, and no file there, when there are too few labeled images for one."""
+    from . import novelty
+
+    path = novelty.novelty_path(head_path)
+    model = novelty.fit_novelty(vectors, embedder_id, counts)
+    if model is None:
+        for stale in (path, path.with_suffix(".json")):  # an older one would pair with this head
+            stale.unlink(missing_ok=True)
+        return None
+    novelty.save_novelty(model, path)
+    return {"path": str(path), "version": model.version, "cutoff": model.cutoff, **model.metadata}
 
 
 def report_lines(report: dict) -> list[str]:
@@ -300,7 +318,17 @@ def report_lines(report: dict) -> list[str]:
         f"cross-validated ({cv['scheme']}): accuracy {_pct(cv['accuracy'])}, "
         f"recall invert {_pct(cv['recall_invert'])}, recall keep {_pct(cv['recall_keep'])}",
         f"training accuracy: {_pct(train['accuracy'])} (site labels: {_pct(site['accuracy'])})",
+        _novelty_line(report.get("novelty")),
     ]
+
+
+def _novelty_line(novelty: dict | None) -> str:
+    if novelty is None:
+        from .novelty import MIN_SAMPLES
+
+        return f"novelty: no model (fewer than {MIN_SAMPLES} labeled images); the head decides every image it is sure of"
+    return (f"novelty: model {novelty['version']} over {novelty['fitted_on']['total']} labeled images; "
+            f"images scoring above {novelty['cutoff']:g} take the unsure path")
 
 
 def _pct(value: float | None) -> str:

@@ -12,6 +12,7 @@ rebuild of the images, only models/bootstrap-efficientnet-lite0.prep2.npz and th
     python scripts/explore_heldout.py shipped [--write]  # the shipped configuration's figures (~6 min)
     python scripts/explore_heldout.py band        # the unsure band narrowed where no photograph can be (~2 min)
     python scripts/explore_heldout.py neardup     # near-duplicate pairs across sources and their labels (~1 min)
+    python scripts/explore_heldout.py novelty     # the novelty cut-off: what it catches and costs (~2 min)
 
 Same folds as train_default_head.py (GroupKFold(5) over sources), decision at p >= 0.5; clear-cut
 accuracy leaves out the manifest's debatable images. Nothing here is shipped.
@@ -462,18 +463,92 @@ def neardup(data) -> None:
         differ = [(i, j) for i, j in taken if y[i] != y[j]]
         print(f"{name}: {len(taken)} pairs across sources, {len(differ)} with different labels"
               + "".join(f"\n  {data['sha1'][i][:10]} ({groups[i]}) ~ {data['sha1'][j][:10]} ({groups[j]})" for i, j in differ))
+def novelty(data) -> None:
+    """The novelty cut-off (novelty.py) in the shipped configuration: per GroupKFold(5) fold by
+    source, the head, the labeled set (near-duplicates, kNN) and the density model see only the
+    other four folds, and decisions.decide_auto decides each held-out image with and without the
+    novelty step. For each cut-off: accuracy on the images it calls novel against the rest, the
+    errors it catches, the right decisions it turns unsure and the overall figures. The cut-off
+    is also chosen per fold on the other four folds' images (nested): no figure of that row comes
+    from the images it was chosen on. Choice by cost: a wrong inversion counts what the unsure
+    band implies (the head inverts from p 0.7: 0.7 / 0.3 = 2.33 wrong keeps), as in `knn`."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+
+    from invertornot_ssg import novelty as nv
+    from invertornot_ssg.decisions import LabeledSet, Thresholds, decide_auto
+
+    y, groups, th = data["y"], data["groups"], Thresholds()
+    with np.load(REPO / "models" / f"bootstrap-{id_slug(EMBEDDER_ID)}.npz") as z:
+        phashes = [str(p) or None for p in z["phash"]]
+    V = data["X"][:, :data["dim"]]
+    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    p_head = heldout(data, shipped_model(data), 0)
+    folds = list(GroupKFold(n_splits=FOLDS).split(V, y, groups))
+    score = np.zeros(len(y))
+    before, after = np.zeros(len(y), bool), np.zeros(len(y), bool)  # decided invert, without / with novelty
+    method_before, method_after = np.empty(len(y), object), np.empty(len(y), object)
+    for train, test in folds:
+        score[test] = nv.fit_novelty(V[train], EMBEDDER_ID).scores(V[test])
+        labeled = LabeledSet([str(i) for i in train], y[train], V[train], [phashes[i] for i in train], data["stats"][train])
+        sims, rows = labeled.neighbours(V[test], th.knn_k)
+        for j, i in enumerate(test):
+            for novel, invert, method in ((False, before, method_before), (True, after, method_after)):
+                d = decide_auto(V[i], phashes[i], p_head[i], labeled, th, (sims[j], rows[j]), data["stats"][i], novel=novel)
+                invert[i], method[i] = d.invert, d.method
+    photo, clear = np.isin(data["category"], list(PHOTO_CATEGORIES)), ~data["debatable"]
+    cost = (th.threshold + th.unsure) / (1 - th.threshold - th.unsure)
+
+    def decided(cutoff: float) -> np.ndarray:
+        return np.where(score > cutoff, after, before)
+
+    def loss(decision: np.ndarray, idx) -> float:
+        return float(((~decision & y)[idx]).sum() + cost * ((decision & ~y)[idx]).sum())
+
+    def figures(decision: np.ndarray) -> str:
+        right = decision == y
+        return (f"accuracy {right.mean():.2%}, clear-cut {right[clear].mean():.2%}, wrong inversions "
+                f"{int((decision & ~y).sum())} ({int((decision & photo).sum())} photographs), wrong keeps "
+                f"{int((~decision & y).sum())}, loss {loss(decision, slice(None)):.0f}")
+
+    wrong = before != y
+    print(f"{len(y)} images, {FOLDS} folds by source; held-out novelty score: median {np.median(score):.2f}, "
+          f"90th percentile {np.percentile(score, 90):.2f}, 99th {np.percentile(score, 99):.2f}, max {score.max():.1f}")
+    print(f"how well the score ranks the shipped configuration's errors (ROC AUC, 0.5 = chance): "
+          f"{roc_auc_score(wrong, score):.3f}; the head's unsure band alone (|p - 0.5|): "
+          f"{roc_auc_score(wrong, -np.abs(p_head - th.threshold)):.3f}")
+    print(f"before (no novelty): {figures(before)}")
+    cutoffs = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+    for cutoff in cutoffs:
+        novel = score > cutoff
+        now = decided(cutoff)
+        turned = novel & (method_before == "head")  # sure decisions the cut-off sends down the unsure path
+        acc = f"{(before == y)[novel].mean():.1%}" if novel.any() else "-"
+        print(f"cut-off {cutoff:>4}: novel {int(novel.sum()):4} ({novel.mean():5.1%}); accuracy before on novel {acc:>6}"
+              f" against {(before == y)[~novel].mean():.1%} on the rest; head decisions turned unsure {int(turned.sum())}: "
+              f"errors caught {int((turned & wrong & (now == y)).sum())}, right ones made wrong "
+              f"{int((turned & ~wrong & (now != y)).sum())}; after: {figures(now)}")
+    nested, chosen = before.copy(), []
+    for train, test in folds:
+        best = min(cutoffs[::-1] + (np.inf,), key=lambda c: loss(decided(c), train))  # ties: the higher cut-off
+        chosen.append(best)
+        nested[test] = decided(best)[test]
+    print("chosen per fold on the other four folds: " + ", ".join(map(str, chosen)))
+    print(f"after, chosen per fold (nested): {figures(nested)}")
+    shipped = decided(nv.CUTOFF)
+    print(f"shipped cut-off {nv.CUTOFF}: {figures(shipped)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=["forest", "ensemble", "sources", "weights", "debatable", "splits", "knn",
-                                                   "shipped", "band", "neardup"])
+                                                   "shipped", "band", "neardup", "novelty"])
     parser.add_argument("--write", action="store_true", help="shipped: write its section of models/bootstrap/EVALUATION.md")
     parser.add_argument("--baseline", type=Path, help="splits: an older manifest.csv to compare with "
                         "(e.g. git show 2c63e0d:models/bootstrap/manifest.csv > old.csv)")
     args = parser.parse_args()
     {"forest": forest, "ensemble": ensemble, "sources": sources, "weights": weights, "debatable": debatable, "knn": knn,
-     "shipped": lambda data: shipped(data, args.write), "band": band, "neardup": neardup,
+     "shipped": lambda data: shipped(data, args.write), "band": band, "neardup": neardup, "novelty": novelty,
      "splits": lambda data: splits(data, args.baseline)}[args.experiment](load())
     return 0
 

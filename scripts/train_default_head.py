@@ -5,9 +5,12 @@ then train and ship the default head.
     python scripts/bootstrap/build_set.py          # the images, into .cache/bootstrap/
     python scripts/train_default_head.py           # this script
 
-Writes models/head-efficientnet-lite0.skops (+ .json), models/bootstrap-efficientnet-lite0.npz
+Writes models/head-efficientnet-lite0.skops (+ .json), its novelty model beside it
+(head-...novelty.skops + .json, invertornot_ssg/novelty.py), models/bootstrap-efficientnet-lite0.npz
 (embeddings + labels, keyed by the sha1 column of models/bootstrap/manifest.csv) and
 models/bootstrap/EVALUATION.md (the figures the README quotes).
+
+    python scripts/train_default_head.py --novelty-only   # only the novelty model, from the shipped .npz
 """
 from __future__ import annotations
 
@@ -50,9 +53,15 @@ def main() -> int:
     ap.add_argument("--manifest", type=Path, default=REPO / "models" / "bootstrap" / "manifest.csv")
     ap.add_argument("--folds", type=int, default=FOLDS)
     ap.add_argument("--no-save", action="store_true", help="evaluate only")
+    ap.add_argument("--novelty-only", action="store_true",
+                    help="fit and save only the novelty model, over the shipped bootstrap .npz (no images needed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.time()
+    if args.novelty_only:
+        boot = shipped.load_bootstrap_training(EMBEDDER_ID)
+        save_default_novelty(boot["vectors"].astype(np.float32))
+        return 0
 
     data = load_set(args)
     report = [f"# Bootstrap evaluation ({EMBEDDER_ID})", "",
@@ -72,6 +81,7 @@ def main() -> int:
         head = train_final(data, aug if use_aug else None)
         models = REPO / "models"
         save_head(head, shipped.default_head_path(EMBEDDER_ID))
+        save_default_novelty(data["V"])
         shipped.save_bootstrap(shipped.bootstrap_path(EMBEDDER_ID), data["sha1s"], data["y"], data["groups"],
                                data["V"], data["S"], data["phash"], aug["V"], aug["S"])
         report += ["", f"Shipped head `{head.version}`: features {CHOSEN['features']}, augmentation "
@@ -336,6 +346,16 @@ def _jpeg(im: Image.Image) -> io.BytesIO:
     im.save(buf, "JPEG", quality=60)
     buf.seek(0)
     return buf
+
+
+def save_default_novelty(vectors: np.ndarray) -> None:
+    """The novelty model over the bootstrap set's embeddings, beside the default head (what
+    `retrain` fits beside a site's head; cut-off chosen by `scripts/explore_heldout.py novelty`)."""
+    from invertornot_ssg.novelty import fit_novelty, novelty_path, save_novelty
+
+    path = novelty_path(shipped.default_head_path(EMBEDDER_ID))
+    model = save_novelty(fit_novelty(vectors, EMBEDDER_ID, {"site": 0, "bootstrap": len(vectors)}), path)
+    log.info("saved novelty model %s (cut-off %g) to %s", model.version, model.cutoff, path)
 
 
 def train_final(data, aug) -> Head:

@@ -10,7 +10,7 @@ from skimage import data
 from invertornot_ssg.cli import main
 
 pytestmark = pytest.mark.slow
-KEYS = ["path", "sha1", "invert", "p_invert", "confidence", "method", "version", "cached", "error"]
+KEYS = ["path", "sha1", "invert", "p_invert", "confidence", "method", "version", "cached", "error", "novelty", "novel"]
 
 
 @pytest.fixture
@@ -83,9 +83,13 @@ def test_a_warm_run_loads_no_model_and_the_head_file_is_checked(tmp_path, mixed_
     from invertornot_ssg import shipped
     from invertornot_ssg.embedders import embedder_id
 
+    from invertornot_ssg.novelty import novelty_path
+
     head = tmp_path / "other-head.skops"
-    shutil.copy(shipped.default_head_path(embedder_id("efficientnet-lite0")), head)
-    shutil.copy(shipped.default_head_path(embedder_id("efficientnet-lite0")).with_suffix(".json"), head.with_suffix(".json"))
+    shipped_head = shipped.default_head_path(embedder_id("efficientnet-lite0"))
+    for source, copy in ((shipped_head, head), (novelty_path(shipped_head), novelty_path(head))):  # with its novelty model
+        shutil.copy(source, copy)
+        shutil.copy(source.with_suffix(".json"), copy.with_suffix(".json"))
     again = run_json(capsys, "--store", str(store), "--head", str(head), str(mixed_folder))
     assert [r["version"] for r in again] == [r["version"] for r in first]  # same bytes, same version
     head.write_bytes(head.read_bytes() + b"\0")  # a different file under the old sidecar: refused
