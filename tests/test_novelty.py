@@ -18,6 +18,7 @@ from invertornot_ssg.cli import main
 from invertornot_ssg.decisions import LabeledSet, Thresholds, decide_auto
 from invertornot_ssg.embedders import embedder_id, get_embedder
 from invertornot_ssg.head import HeadError
+from invertornot_ssg.images import STAT_NAMES
 from invertornot_ssg.overrides import Overrides, record_decisions
 from invertornot_ssg.reviewsite import ReviewSite
 from invertornot_ssg.store import EmbeddingStore
@@ -77,13 +78,14 @@ def unit(v):
 
 def test_a_novel_image_skips_the_head_but_not_a_labeled_near_duplicate():
     labeled = LabeledSet(["a", "b"], np.array([True, False]), np.vstack([unit([1, 0, 0]), unit([0, 1, 0])]),
-                         ["0" * 16, "f" * 16])
+                         ["0" * 16, "f" * 16], np.zeros((2, len(STAT_NAMES)), dtype=np.float32))
     far = unit([0, 0, 1])  # no labeled neighbour votes: the unsure path ends at the default
     sure = decide_auto(far, None, 0.95, labeled, Thresholds(), novelty=0.4, novel=False)
     assert (sure.method, sure.invert, sure.novelty, sure.novel) == ("head", True, 0.4, False)
     novel = decide_auto(far, None, 0.95, labeled, Thresholds(), novelty=7.5, novel=True)
     assert (novel.method, novel.invert, novel.p_invert, novel.novelty, novel.novel) == ("default", False, 0.95, 7.5, True)
-    twin = decide_auto(unit([1, 0, 0]), "0" * 16, 0.1, labeled, Thresholds(), novelty=7.5, novel=True)
+    tones = np.zeros(len(STAT_NAMES), dtype=np.float32)  # a near-duplicate agrees on tones too
+    twin = decide_auto(unit([1, 0, 0]), "0" * 16, 0.1, labeled, Thresholds(), stats=tones, novelty=7.5, novel=True)
     assert (twin.method, twin.invert, twin.novel) == ("near-duplicate", True, False)
 
 
