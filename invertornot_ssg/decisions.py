@@ -25,6 +25,7 @@ class Thresholds:
     knn_k: int = 7
     knn_min_cosine: float = 0.6  # neighbours further away than this do not vote
     knn_prior: float = 2.0  # pseudo-votes at p 0.5 in the kNN vote (see knn_vote); chosen held out by source
+    photo_region: float = 0.0  # photographed share of the image from which an invert turns to keep (photoregions)
 
 
 @dataclass(frozen=True)

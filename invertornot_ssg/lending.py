@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from . import shipped
+from . import photoregions, shipped
 from ._lazy import np
-from .decisions import LabeledSet, decide_auto
+from .decisions import Decision, LabeledSet, decide_auto
 from .errors import ConfigError
 from .head import HeadError
 from .images import STAT_NAMES
@@ -124,8 +124,19 @@ class LabelLending:
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
                 d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
+                d = self._photo_region(d, paths[sha1])
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
             if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
+
+    def _photo_region(self, d: Decision, path: Path) -> Decision:
+        """An automatic invert (head or kNN) turned to keep when photographed tiles cover at least
+        thresholds.photo_region of the image (photoregions): a negative face is unreadable. Only
+        images about to be inverted are decoded again, once: the decision is cached."""
+        if not d.invert or d.method not in ("head", "knn") or not self.thresholds.photo_region:
+            return d
+        if not photoregions.keeps(photoregions.file_share(path, self.background), self.thresholds.photo_region):
+            return d
+        return Decision(False, d.p_invert, None if d.p_invert is None else 1.0 - d.p_invert, photoregions.METHOD)
