@@ -124,18 +124,20 @@ class LabelLending:
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
                 d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
-                d = self._photo_region(d, paths[sha1])
+                d = self._photo_region(d, paths[sha1], records[sha1])
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
             if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
 
-    def _photo_region(self, d: Decision, path: Path) -> Decision:
+    def _photo_region(self, d: Decision, path: Path, record: ImageRecord) -> Decision:
         """An automatic invert (head or kNN) turned to keep when photographed tiles cover at least
         thresholds.photo_region of the image (photoregions): a negative face is unreadable. Only
         images about to be inverted are decoded again, once: the decision is cached."""
         if not d.invert or d.method not in ("head", "knn") or not self.thresholds.photo_region:
+            return d
+        if is_current(record) and not photoregions.may_hold_photo(record.stats):
             return d
         if not photoregions.keeps(photoregions.file_share(path, self.background), self.thresholds.photo_region):
             return d

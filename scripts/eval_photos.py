@@ -6,6 +6,7 @@ photo-region step's tile weights, and its figures held out by source.
     python scripts/eval_photos.py build   --bootstrap C/bootstrap --out C/photos   # the groups (~1 min)
     python scripts/eval_photos.py train   --bootstrap C/bootstrap --out C/photos   # weights for photoregions.py
     python scripts/eval_photos.py measure --bootstrap C/bootstrap --out C/photos   # the figures (~10 min)
+    python scripts/eval_photos.py cost [--images 100]   # cold classify of benchmarks/sitegen.py's site, on/off
 
 `build` writes C/photos/manifest.csv and its images:
 - composite-large: a real photograph of the bootstrap set (a face, a photo grid, a photo) pasted
@@ -377,7 +378,11 @@ def measure(args) -> int:
     photo = np.isin(data["category"], list(PHOTO_CATEGORIES))
     people, clear = data["category"] == "person", ~data["debatable"]
     g_tiles = tiles_of(g["paths"], args.out / "groups-tiles")
-    automatic, g_automatic = np.isin(method, ["head", "knn"]), np.isin(g_method, ["head", "knn"])
+    # What the step looks at: automatic inversions whose statistics may hold a photograph.
+    automatic = np.isin(method, ["head", "knn"]) & np.array([photoregions.may_hold_photo(row) for row in data["S"]])
+    g_automatic = np.isin(g_method, ["head", "knn"]) & np.array([photoregions.may_hold_photo(row) for row in g["S"]])
+    print(f"Inverted automatically: {int((np.isin(method, ['head', 'knn']) & invert).sum())} bootstrap images, "
+          f"{int((automatic & invert).sum())} of them decoded again (photoregions.may_hold_photo)")
     names = list(dict.fromkeys(g["group"]))
 
     def groups_line(decided) -> str:
@@ -396,6 +401,14 @@ def measure(args) -> int:
             g_decided = g_invert & ~(g_automatic & (g_share >= t))
             print(f"  {f'share >= {t:.2f}, neighbours {neighbours}':26} " + figures(data["y"], invert & ~kept, photo, people, clear)
                   + f"; kept {int(kept.sum())} ({int((kept & data['y']).sum())} invert) | " + groups_line(g_decided))
+        from collections import Counter
+
+        from invertornot_ssg.settings import Settings
+
+        kept = automatic & invert & data["y"] & (share >= Settings().photo_region)
+        print(f"  neighbours {neighbours}, shipped share {Settings().photo_region}: images that should invert kept, by category: "
+              + ", ".join(f"{c} {n}" for c, n in Counter(data["category"][kept]).most_common())
+              + "; by source: " + ", ".join(f"{c} {n}" for c, n in Counter(data["groups"][kept]).most_common(8)))
         drawn_inverted = automatic & invert & data["y"]
         print(f"  neighbours {neighbours}: photographed share of the bootstrap images the path inverts rightly: "
               + ", ".join(f"p{q} {np.percentile(share[drawn_inverted], q):.2f}" for q in (50, 90, 95, 99))
@@ -407,22 +420,64 @@ def measure(args) -> int:
     return 0
 
 
+# -- cost ----------------------------------------------------------------------------------------
+
+def cost(args) -> int:
+    """Cold classify of benchmarks/sitegen.py's site into a fresh store, the step on (the default
+    photo_region) against off (0: the path as before it), alternating, model and head loaded once."""
+    import shutil
+    import tempfile
+    import time
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from sitegen import make_site
+
+    from invertornot_ssg.engine import Engine, ImageRequest
+    from invertornot_ssg.settings import Settings
+
+    data_dir = REPO / "benchmarks" / ".data"
+    paths = make_site(data_dir / f"site-{args.images}", args.images)
+    loader = Engine(Settings(store=str(data_dir / "head-lookup"), overrides=""), data_dir)
+    embedder, head = loader.load_embedder(), loader.head
+    times: dict[float, list[float]] = {0.0: [], Settings().photo_region: []}
+    for run in range(args.runs):
+        for photo_region in times:
+            store = Path(tempfile.mkdtemp(prefix="photo-cost-", dir=data_dir))
+            try:
+                engine = Engine(Settings(store=str(store), overrides="", write_overrides=False,
+                                         photo_region=photo_region), store)
+                engine._embedder, _ = embedder, engine.head_info
+                engine._head = head
+                start = time.perf_counter()
+                results = engine.classify([ImageRequest(path=p, key=p.name) for p in paths])
+                times[photo_region].append(time.perf_counter() - start)
+            finally:
+                shutil.rmtree(store, ignore_errors=True)
+            methods = {m: sum(r.method == m for r in results) for m in sorted({r.method for r in results})}
+            log.info("run %d, photo_region %.2f: %.1f s; %s", run, photo_region, times[photo_region][-1], methods)
+    off, on = (float(np.median(t)) for t in times.values())
+    print(f"{len(paths)} images, median of {args.runs} cold classifies: off {off:.1f} s, on {on:.1f} s, ratio {on / off:.2f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=("build", "train", "measure"))
+    ap.add_argument("command", choices=("build", "train", "measure", "cost"))
     ap.add_argument("--bootstrap", type=Path, default=REPO / ".cache" / "bootstrap", help="build_set.py's --cache")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "photos")
     ap.add_argument("--per-fold", type=int, default=40, help="screenshots per fold for the composites")
     ap.add_argument("--fresh", action="store_true", help="measure: decide again (else the cached decisions.npz)")
     ap.add_argument("--backdrop", type=float, default=0.5, help="border luminance of a light backdrop")
     ap.add_argument("--neighbours", type=int, nargs="+", default=[photoregions.NEIGHBOURS], help="measure: photographed neighbours a tile needs")
+    ap.add_argument("--images", type=int, default=100, help="cost: images of the generated site")
+    ap.add_argument("--runs", type=int, default=3, help="cost: runs of each side")
     ap.add_argument("--side", type=int, default=SIDE, help="decode images this large for the tiles")
     ap.add_argument("--tile", type=int, default=TILE, help="tile side in pixels")
     args = ap.parse_args()
     globals().update(SIDE=args.side, TILE=args.tile)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    return {"build": build, "train": train, "measure": measure}[args.command](args)
+    return {"build": build, "train": train, "measure": measure, "cost": cost}[args.command](args)
 
 
 if __name__ == "__main__":
