@@ -120,25 +120,30 @@ class LabelLending:
                     self._head = head = None
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
-            new = {}
+            auto = {}
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
-                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
-                d = self._photo_region(d, paths[sha1], records[sha1])
+                auto[sha1] = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb)
+            new = {}
+            for sha1, d in self._photo_regions(auto, paths, records).items():
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method}
             if head is not None or self.head_info is None:  # not when a head failed to load: retry next build
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
 
-    def _photo_region(self, d: Decision, path: Path, record: ImageRecord) -> Decision:
-        """An automatic invert (head or kNN) turned to keep when photographed tiles cover at least
+    def _photo_regions(self, auto: dict[str, Decision], paths: dict[str, Path],
+                       records: dict[str, ImageRecord]) -> dict[str, Decision]:
+        """Automatic inverts (head or kNN) turned to keep where photographed tiles cover at least
         thresholds.photo_region of the image (photoregions): a negative face is unreadable. Only
-        images about to be inverted are decoded again, once: the decision is cached."""
-        if not d.invert or d.method not in ("head", "knn") or not self.thresholds.photo_region:
-            return d
-        if is_current(record) and not photoregions.may_hold_photo(record.stats):
-            return d
-        if not photoregions.keeps(photoregions.file_share(path, self.background), self.thresholds.photo_region):
-            return d
-        return Decision(False, d.p_invert, None if d.p_invert is None else 1.0 - d.p_invert, photoregions.METHOD)
+        images about to be inverted whose statistics may hold a photograph are decoded again,
+        side by side, once: the decisions are cached."""
+        if not self.thresholds.photo_region:
+            return auto
+        candidates = {sha1: paths[sha1] for sha1, d in auto.items()
+                      if d.invert and d.method in ("head", "knn")
+                      and (not is_current(records[sha1]) or photoregions.may_hold_photo(records[sha1].stats))}
+        shares = photoregions.file_shares(candidates, self.background)
+        return {sha1: Decision(False, d.p_invert, None if d.p_invert is None else 1.0 - d.p_invert, photoregions.METHOD)
+                if photoregions.keeps(shares.get(sha1), self.thresholds.photo_region) else d
+                for sha1, d in auto.items()}

@@ -62,6 +62,22 @@ def file_share(path, background=(255, 255, 255)) -> float | None:
     return 0.0 if loaded.format == "SVG" else photo_share(loaded.image)
 
 
+def file_shares(paths: dict, background=(255, 255, 255)) -> dict:
+    """key -> file_share of each path, decoded in threads (Pillow and numpy release the GIL; at
+    decision time the model threads are done and the cores idle)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(paths) < 2:
+        return {key: file_share(path, background) for key, path in paths.items()}
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=max(1, min(8, cpus)), thread_name_prefix="invertornot-photo") as pool:
+        return dict(zip(paths, pool.map(lambda path: file_share(path, background), paths.values())))
+
+
 def photo_share(image, weights: dict | None = None, tile: int = TILE, neighbours: int = NEIGHBOURS) -> float:
     """The share of the image's tiles that are photographed and count (see the module's doc); 0 for
     an image smaller than two tiles a side."""
