@@ -37,6 +37,7 @@ class Thresholds:
     knn_min_cosine: float = 0.6  # neighbours further away than this do not vote
     knn_prior: float = 2.0  # pseudo-votes at p 0.5 in the kNN vote (see knn_vote); chosen held out by source
     drawn_unsure: float = 0.05  # the head's band for an image that cannot be a photograph (cannot_be_photograph)
+    photo_region: float = 0.0  # photographed share of the image from which an invert turns to keep (photoregions)
 
 
 @dataclass(frozen=True)

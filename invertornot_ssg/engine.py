@@ -130,7 +130,8 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
         # Images are decoded straight to the model's input side (embedders.PREPARATION): decoding
         # is most of a cold build's CPU, and the statistics and hash need no more pixels.
         self.work_side = input_side(settings.model)
-        self.thresholds = Thresholds(threshold=settings.threshold, unsure=settings.unsure)
+        self.thresholds = Thresholds(threshold=settings.threshold, unsure=settings.unsure,
+                                     photo_region=settings.photo_region)
         self._store: EmbeddingStore | None = None
         self._embedder = None
         self._head_info: HeadInfo | None | bool = False  # False: not looked for yet

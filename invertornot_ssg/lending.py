@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from . import shipped
+from . import photoregions, shipped
 from ._lazy import np
-from .decisions import LabeledSet, decide_auto
+from .decisions import Decision, LabeledSet, decide_auto
 from .errors import ConfigError
 from .head import HeadError
 from .images import STAT_NAMES
@@ -112,8 +113,9 @@ class LabelLending:
         sha1s = list(paths)
         if not sha1s:
             return {}
+        photo_tiles = photoregions.weights_digest() if self.thresholds.photo_region else ""
         cache_key = hashlib.sha1(
-            f"{version}|{self._labels_fingerprint(site_labels)}|{self.thresholds}".encode()
+            f"{version}|{self._labels_fingerprint(site_labels)}|{self.thresholds}|{photo_tiles}".encode()
         ).hexdigest()[:16]
         decided = self.store.get_decisions(cache_key, sha1s)
         todo = [s for s in sha1s if s not in decided]
@@ -138,12 +140,14 @@ class LabelLending:
             scores, novel = self._novelty_scores(matrix)
             if len(labeled):
                 sims, rows = labeled.neighbours(matrix, self.thresholds.knn_k)
-            new = {}
+            auto = {}
             for j, sha1 in enumerate(todo):
                 nb = (sims[j], rows[j]) if len(labeled) else None
                 stats = records[sha1].stats if is_current(records[sha1]) else None
-                d = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb, stats,
-                                novelty=scores[j], novel=novel[j])
+                auto[sha1] = decide_auto(matrix[j], records[sha1].phash, p_head[j], labeled, self.thresholds, nb, stats,
+                                         novelty=scores[j], novel=novel[j])
+            new = {}
+            for sha1, d in self._photo_regions(auto, paths, records).items():
                 new[sha1] = {"invert": d.invert, "p_invert": d.p_invert, "confidence": d.confidence, "method": d.method,
                              "novelty": d.novelty, "novel": d.novel}
             # Not when a head or novelty model failed to load: tried again next build.
@@ -151,3 +155,20 @@ class LabelLending:
                 self.store.put_decisions(cache_key, new)
             decided.update(new)
         return decided
+
+    def _photo_regions(self, auto: dict[str, Decision], paths: dict[str, Path],
+                       records: dict[str, ImageRecord]) -> dict[str, Decision]:
+        """Automatic inverts (head or kNN) turned to keep where photographed tiles cover at least
+        thresholds.photo_region of the image (photoregions): a negative face is unreadable. Only
+        images about to be inverted whose statistics may hold a photograph are decoded again,
+        side by side, once: the decisions are cached."""
+        if not self.thresholds.photo_region:
+            return auto
+        candidates = {sha1: paths[sha1] for sha1, d in auto.items()
+                      if d.invert and d.method in ("head", "knn")
+                      and (not is_current(records[sha1]) or photoregions.may_hold_photo(records[sha1].stats))}
+        shares = photoregions.file_shares(candidates, self.background)
+        return {sha1: replace(d, invert=False, confidence=None if d.p_invert is None else 1.0 - d.p_invert,
+                              method=photoregions.METHOD)
+                if photoregions.keeps(shares.get(sha1), self.thresholds.photo_region) else d
+                for sha1, d in auto.items()}

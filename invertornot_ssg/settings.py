@@ -10,6 +10,7 @@ from .errors import ConfigError
 # "auto": read the theme (themes.py). Any other list names the selectors and always wins.
 DEFAULT_DARK_SELECTORS = ("auto",)
 DEFAULT_BACKDROP = "#ffffff"
+PHOTO_REGION = 0.2  # see photoregions.py; chosen held out by source (docs/src/quality.md)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Settings:
     write_overrides: bool = True  # record every decision in the overrides file after a build
     threshold: float = 0.5  # p_invert at or above this inverts
     unsure: float = 0.2  # |p_invert - threshold| below this is unsure: kNN, then keep
+    photo_region: float = PHOTO_REGION  # photographed share from which an automatic invert keeps; 0: off
     class_invert: str = "invert"
     class_keep: str = "invert-not"
     class_invert_auto: str = "invert-auto"
@@ -43,6 +45,8 @@ class Settings:
             raise ConfigError(f"threshold: must be between 0 and 1, got {self.threshold!r}")
         if not 0.0 <= self.unsure <= 0.5:
             raise ConfigError(f"unsure: must be between 0 and 0.5, got {self.unsure!r}")
+        if not 0.0 <= self.photo_region <= 1.0:
+            raise ConfigError(f"photo_region: must be between 0 and 1 (0: off), got {self.photo_region!r}")
         for name in ("class_invert", "class_keep", "class_invert_auto", "class_keep_auto"):
             value = getattr(self, name)
             if not value or any(c.isspace() for c in value):
@@ -94,6 +98,8 @@ OPTION_HELP: dict[str, str] = {
     "write_overrides": "After each build, record its decisions in the overrides file.",
     "threshold": "An image with `p_invert` at or above this is inverted.",
     "unsure": "Within this distance of `threshold` the head is unsure: labeled neighbours decide, else keep.",
+    "photo_region": "When photographed tiles cover at least this share of an image the model would invert, "
+                    "it is kept: a photograph in a screenshot, a product shot on white. `0`: off.",
     "class_invert": "Class for \"invert\": set by authors, and written for human decisions.",
     "class_keep": "Class for \"keep\": set by authors, and written for human decisions.",
     "class_invert_auto": "Class written when the model decides to invert.",

@@ -69,6 +69,7 @@ def test_every_option_reaches_settings() -> None:
         "write_overrides": False,
         "threshold": 1,  # an integer is fine
         "unsure": 0.1,
+        "photo_region": 0.33,
         "class_invert": "a",
         "class_keep": "b",
         "class_invert_auto": "c",

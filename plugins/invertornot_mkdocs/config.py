@@ -25,6 +25,7 @@ class InvertOrNotConfig(base.Config):
     write_overrides = c.Type(bool, default=True)
     threshold = _Number(default=0.5)
     unsure = _Number(default=0.2)
+    photo_region = _Number(default=0.2)
     class_invert = c.Type(str, default="invert")
     class_keep = c.Type(str, default="invert-not")
     class_invert_auto = c.Type(str, default="invert-auto")
