@@ -229,6 +229,25 @@ def test_the_png_shows_inverted_images_inverted_and_frames_each_decision(built, 
     assert picture.height > grid_height + 20
 
 
+def test_a_novel_image_stands_out_where_the_build_recorded_it(built, tmp_path):
+    """The novelty score (#33, item 1) writes `auto: novel:`; the map frames those images in its colour."""
+    import yaml
+
+    overrides = tmp_path / "invertornot.yml"
+    data = yaml.safe_load(built.overrides.read_text())
+    key = sorted(data["images"])[0]
+    data["images"][key]["auto"]["novel"] = True
+    overrides.write_text(yaml.safe_dump(data))
+    smap = load_map(built, overrides)
+    novel = [item for item in smap.items if item.novel]
+    assert [item.key for item in novel] == [key] and category(novel[0], 0.5, 0.2) == "novel"
+    assert all(item.novel is None for item in smap.items if item.key != key)
+    output = tmp_path / "map.png"
+    assert cli.main(["map", *built.args(overrides), "--output", str(output)]) == 0
+    cell = smap.layout.cells[smap.items.index(novel[0])]
+    assert frame_colour(Image.open(output), cell) == mapimage.COLOURS["novel"]
+
+
 def test_the_png_is_the_same_every_run(built, tmp_path):
     outputs = [tmp_path / "a.png", tmp_path / "b.png"]
     for output in outputs:

@@ -250,6 +250,7 @@ def test_items_most_uncertain_first_and_only_images_the_store_knows(server, buil
     assert line == {
         "key": "plots/line.png", "sha1": built.sha1["plots/line.png"], "label": None, "invert": True,
         "p_invert": 0.55, "confidence": 0.1, "method": "knn", "human": False, "width": 240, "height": 160,
+        "novel": None,
     }
     by_key = {item["key"]: item for item in items}
     assert by_key["photos/labeled.jpg"]["label"] == "keep" and by_key["photos/labeled.jpg"]["human"]
