@@ -11,7 +11,11 @@ window.ReviewMap = (page) => {
   const port = $("mapport"), sizer = $("mapsizer"), map = $("map"), rubber = $("rubber");
   const view = { data: null, zoom: 1, selected: new Set(), tiles: new Map(), byCell: new Map(), busy: false };
 
-  function itemByKey(key) { return state.items.find((item) => item.key === key); }
+  let byKey = new Map(), byKeyOf = null; // key -> item of state.items, rebuilt when that array is replaced
+  function itemByKey(key) {
+    if (byKeyOf !== state.items) [byKey, byKeyOf] = [new Map(state.items.map((item) => [item.key, item])), state.items];
+    return byKey.get(key);
+  }
 
   // How the tile is framed: a person's decision (saved, or an unsaved edit here) first, else the server's.
   function categoryOf(item) {
@@ -129,6 +133,8 @@ window.ReviewMap = (page) => {
   let drag = null;
   port.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 || !view.data) return;
+    const onScrollbar = event.target === port && (event.offsetX >= port.clientWidth || event.offsetY >= port.clientHeight);
+    if (onScrollbar) return;
     drag = { start: mapPoint(event), moved: false, add: event.shiftKey };
     port.setPointerCapture(event.pointerId);
     event.preventDefault();
