@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from ._lazy import np
 
 SEED = 0
+ASPECT = 1.6  # width / height of the grid: a screen's, for the PNG and the review page alike
 PCA_DIMS = 50
 TSNE_MAX_ITER = 500  # benchmarks/bench_map.py: at 3,000 images no closer siblings at 1,000, twice the time
 # How an image was decided, as the map frames it; the order of the legend.
@@ -128,7 +129,7 @@ class SiteMap:
         }
 
 
-def site_map(items: Sequence[Any], vectors: dict[str, np.ndarray], aspect: float = 1.0,
+def site_map(items: Sequence[Any], vectors: dict[str, np.ndarray], aspect: float = ASPECT,
              logger: logging.Logger | None = None, max_iter: int = TSNE_MAX_ITER) -> SiteMap:
     """Lay out `items` by their `vectors` (sha1 -> embedding), sorted by key first so that the map
     depends on the images alone, not on the order the overrides file lists them."""
@@ -165,7 +166,7 @@ class SiteMapCache:
         with self._lock:
             if self._map is None or key != self._key:
                 vectors = self.site.store.get_vectors(self.embedder_id, {item.sha1 for item in items})
-                self._map, self._key = site_map(items, vectors, aspect=1.6, logger=self.log), key
+                self._map, self._key = site_map(items, vectors, logger=self.log), key
             # The layout stays; each item's decision is today's.
             by_key = {item.key: item for item in items}
             return SiteMap([by_key[item.key] for item in self._map.items], self._map.layout, self._map.unembedded)

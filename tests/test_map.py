@@ -310,6 +310,9 @@ def test_review_server_serves_the_same_map_and_small_tiles(built, tmp_path):
         assert (payload["cols"], payload["rows"]) == grid_shape(len(built.group), 1.6)
         assert set(payload["cells"]) == set(built.group) and payload["unembedded"] == []
         assert len({(c["col"], c["row"]) for c in payload["cells"].values()}) == len(built.group)
+        smap = load_map(built, overrides)  # the same map as `invertornot-ssg map` draws
+        assert {k: (c["col"], c["row"]) for k, c in payload["cells"].items()} == {
+            item.key: (int(col), int(row)) for item, (col, row) in zip(smap.items, smap.layout.cells)}
         items = {item.key: item for item in running.site.items()}
         for key, cell in payload["cells"].items():
             assert cell["category"] == category(items[key], 0.5, 0.2)
