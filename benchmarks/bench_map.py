@@ -16,6 +16,11 @@ Then:
    the same kind (photo, screenshot, plot, diagram: sitegen's mix) divided by the same with the
    kinds shuffled (mean of 20 shuffles). 1.0 is chance; lower is better.
 
+`--bootstrap` (also with `--images 0`: no site) lays out real embeddings instead: the shipped
+bootstrap set's (models/, 4,050 real images from ~60 sources: icon themes, documentation
+packages, photographs), a fixed sample of each size: t-SNE and assignment times, and the same
+quality figure with "same source" (images of one icon set, one package's docs) as the siblings.
+
 The target (#33): a few thousand images on 2 cores in under a minute.
 """
 from __future__ import annotations
@@ -77,9 +82,37 @@ def kind_ratio(cells, kinds: list[str], shuffles: int = 20) -> float:
     return within(kinds) / float(np.mean([within(list(rng.permutation(kinds))) for _ in range(shuffles)]))
 
 
+def bootstrap_layouts(sizes: list[int], iters: list[int]) -> tuple[dict, list[list]]:
+    """Layout time and same-source quality on samples of the shipped bootstrap set's embeddings."""
+    import numpy as np
+
+    from invertornot_ssg.maplayout import ASPECT, assign_to_grid, embed_2d, grid_shape
+
+    data = np.load(REPO / "models" / "bootstrap-efficientnet-lite0.prep2.npz")
+    vectors, sources = data["vectors"].astype(np.float32), list(data["source"])
+    times: dict = {}
+    rows = []
+    for n in sizes:
+        pick = np.sort(np.random.default_rng(0).choice(len(vectors), size=min(n, len(vectors)), replace=False))
+        cols, grid_rows = grid_shape(len(pick), ASPECT)
+        for n_iter in iters:
+            start = time.perf_counter()
+            points = embed_2d(vectors[pick], max_iter=n_iter)
+            tsne = time.perf_counter() - start
+            start = time.perf_counter()
+            cells = assign_to_grid(points, cols, grid_rows)
+            assign = time.perf_counter() - start
+            ratio = kind_ratio(cells, [sources[i] for i in pick])
+            times[f"{len(pick)}_{n_iter}"] = {"tsne_s": tsne, "assign_s": assign, "source_ratio": ratio}
+            rows.append([len(pick), n_iter, f"{tsne:.1f} s", f"{assign:.1f} s", f"{ratio:.2f}"])
+            print(f"bootstrap {len(pick)} images, {n_iter} iterations: t-SNE {tsne:.1f} s, "
+                  f"assignment {assign:.1f} s, same source / chance {ratio:.2f}", file=sys.stderr)
+    return times, rows
+
+
 def phases(site: Path, iters: list[int]) -> tuple[dict, list[list]]:
     from invertornot_ssg import mapimage
-    from invertornot_ssg.maplayout import assign_to_grid, embed_2d, grid_shape
+    from invertornot_ssg.maplayout import ASPECT, assign_to_grid, embed_2d, grid_shape
     from invertornot_ssg.review import open_site
     from invertornot_ssg.settings import Settings
 
@@ -95,7 +128,7 @@ def phases(site: Path, iters: list[int]) -> tuple[dict, list[list]]:
 
     matrix = np.stack([vectors[item.sha1] for item in items])
     kinds = [item.key.rsplit("-", 1)[-1].split(".")[0] for item in items]  # 00012-photo.jpg -> photo
-    cols, rows = grid_shape(len(items))
+    cols, rows = grid_shape(len(items), ASPECT)
     rows_out = []
     for n_iter in iters:
         start = time.perf_counter()
@@ -121,10 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, nargs="+", default=[1000, 3000])
     parser.add_argument("--iters", type=int, nargs="+", default=[250, 500, 1000], help="t-SNE iterations to compare")
     parser.add_argument("--data", type=Path, default=DATA, help="where the generated sites live (default: benchmarks/.data)")
+    parser.add_argument("--bootstrap", type=int, nargs="*", default=None, metavar="N",
+                        help="also lay out N of the shipped bootstrap set's real embeddings (default sizes: 1000 3000)")
     args = parser.parse_args(argv)
     results: dict = {"sizes": {}}
+    if args.bootstrap is not None:
+        times, rows = bootstrap_layouts(args.bootstrap or [1000, 3000], args.iters)
+        results["bootstrap"] = times
+        print(table(["bootstrap images", "t-SNE iterations", "PCA + t-SNE", "assignment", "same-source distance / chance"], rows))
+        print()
     summary, quality = [], []
-    for n in args.images:
+    for n in [n for n in args.images if n > 0]:
         site, build_s = build_site(n, args.data.resolve())
         e2e = end_to_end(site, site / "map.png")
         here = os.getcwd()
@@ -137,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{times['items_and_vectors_s']:.1f} s", f"{times['decode_s']:.1f} s", f"{e2e['png_kib']:.0f} KiB"])
         quality += rows
         print(f"{n} images: map in {e2e['wall_s']:.1f} s", file=sys.stderr)
-    print(table(["images", "map, end to end", "CPU", "peak RSS", "items + vectors", "decode tiles", "PNG"], summary))
-    print()
-    print(table(["images", "t-SNE iterations", "PCA + t-SNE", "assignment", "same-kind distance / chance"], quality))
+    if summary:
+        print(table(["images", "map, end to end", "CPU", "peak RSS", "items + vectors", "decode tiles", "PNG"], summary))
+        print()
+        print(table(["images", "t-SNE iterations", "PCA + t-SNE", "assignment", "same-kind distance / chance"], quality))
     save_results("map", results)
     return 0
 

@@ -43,6 +43,15 @@ def grid_shape(n: int, aspect: float = 1.0) -> tuple[int, int]:
 
 def embed_2d(vectors: np.ndarray, seed: int = SEED, max_iter: int = TSNE_MAX_ITER) -> np.ndarray:
     """(n, 2) positions in [0, 1]: t-SNE of the vectors after PCA; deterministic for a seed."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    # One thread: on two busy cores, OpenMP's and BLAS's threads spent 3x the CPU time waiting for
+    # each other (3,000 images: 28 s of CPU against 9; benchmarks/bench_map.py).
+    with threadpool_limits(limits=1):
+        return _embed_2d(vectors, seed, max_iter)
+
+
+def _embed_2d(vectors: np.ndarray, seed: int, max_iter: int) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
