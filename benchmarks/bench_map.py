@@ -54,14 +54,25 @@ def build_site(n: int, data: Path) -> tuple[Path, float | None]:
 
 
 def end_to_end(site: Path, output: Path) -> dict:
+    # The command's own peak memory (RUSAGE_CHILDREN's would include the site's build).
+    child = ("import resource, sys\nfrom invertornot_ssg.cli import main\nrc = main(sys.argv[1:])\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "invertornot_ssg.cli", "map", "--output", str(output)], cwd=site,
-                   check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-c", child, "map", "--output", str(output)], cwd=site,
+                          check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall_s": time.perf_counter() - start,
             "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_rss_mib": after.ru_maxrss / 1024, "png_kib": output.stat().st_size / 1024}
+            "peak_rss_mib": int(proc.stderr.split()[-1]) / 1024, "png_kib": output.stat().st_size / 1024,
+            "load_average": os.getloadavg()[0]}
+
+
+def timed(fn, *args, **kwargs):
+    """(fn's result, wall seconds, CPU seconds of this process: every thread's)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def kind_ratio(cells, kinds: list[str], shuffles: int = 20) -> float:
@@ -96,17 +107,15 @@ def bootstrap_layouts(sizes: list[int], iters: list[int]) -> tuple[dict, list[li
         pick = np.sort(np.random.default_rng(0).choice(len(vectors), size=min(n, len(vectors)), replace=False))
         cols, grid_rows = grid_shape(len(pick), ASPECT)
         for n_iter in iters:
-            start = time.perf_counter()
-            points = embed_2d(vectors[pick], max_iter=n_iter)
-            tsne = time.perf_counter() - start
-            start = time.perf_counter()
-            cells = assign_to_grid(points, cols, grid_rows)
-            assign = time.perf_counter() - start
+            (points, tsne, tsne_cpu) = timed(embed_2d, vectors[pick], max_iter=n_iter)
+            (cells, assign, assign_cpu) = timed(assign_to_grid, points, cols, grid_rows)
             ratio = kind_ratio(cells, [sources[i] for i in pick])
-            times[f"{len(pick)}_{n_iter}"] = {"tsne_s": tsne, "assign_s": assign, "source_ratio": ratio}
-            rows.append([len(pick), n_iter, f"{tsne:.1f} s", f"{assign:.1f} s", f"{ratio:.2f}"])
-            print(f"bootstrap {len(pick)} images, {n_iter} iterations: t-SNE {tsne:.1f} s, "
-                  f"assignment {assign:.1f} s, same source / chance {ratio:.2f}", file=sys.stderr)
+            times[f"{len(pick)}_{n_iter}"] = {"tsne_s": tsne, "tsne_cpu_s": tsne_cpu, "assign_s": assign,
+                                              "assign_cpu_s": assign_cpu, "source_ratio": ratio}
+            rows.append([len(pick), n_iter, f"{tsne_cpu:.1f} s ({tsne:.1f} s)", f"{assign_cpu:.1f} s ({assign:.1f} s)",
+                         f"{ratio:.2f}"])
+            print(f"bootstrap {len(pick)} images, {n_iter} iterations: t-SNE {tsne_cpu:.1f} s CPU, "
+                  f"assignment {assign_cpu:.1f} s CPU, same source / chance {ratio:.2f}", file=sys.stderr)
     return times, rows
 
 
@@ -131,19 +140,16 @@ def phases(site: Path, iters: list[int]) -> tuple[dict, list[list]]:
     cols, rows = grid_shape(len(items), ASPECT)
     rows_out = []
     for n_iter in iters:
-        start = time.perf_counter()
-        points = embed_2d(matrix, max_iter=n_iter)
-        tsne = time.perf_counter() - start
-        start = time.perf_counter()
-        cells = assign_to_grid(points, cols, rows)
-        assign = time.perf_counter() - start
+        points, tsne, tsne_cpu = timed(embed_2d, matrix, max_iter=n_iter)
+        cells, assign, assign_cpu = timed(assign_to_grid, points, cols, rows)
         ratio = kind_ratio(cells, kinds)
-        times[f"tsne_{n_iter}_s"], times["assign_s"] = tsne, assign
+        times[f"tsne_{n_iter}_s"], times[f"tsne_{n_iter}_cpu_s"] = tsne, tsne_cpu
+        times["assign_s"], times["assign_cpu_s"] = assign, assign_cpu
         times[f"kind_ratio_{n_iter}"] = ratio
-        rows_out.append([len(items), n_iter, f"{tsne:.1f} s", f"{assign:.1f} s", f"{ratio:.2f}"])
-    start = time.perf_counter()
-    images = mapimage.decode_tiles(review_site, items, mapimage.TILE - 2 * mapimage.FRAME)
-    times["decode_s"] = time.perf_counter() - start
+        rows_out.append([len(items), n_iter, f"{tsne_cpu:.1f} s ({tsne:.1f} s)", f"{assign_cpu:.1f} s ({assign:.1f} s)",
+                         f"{ratio:.2f}"])
+    images, times["decode_s"], times["decode_cpu_s"] = timed(
+        mapimage.decode_tiles, review_site, items, mapimage.TILE - 2 * mapimage.FRAME)
     times["unreadable"] = sum(image is None for image in images)
     engine.store.close()
     return times, rows_out
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap is not None:
         times, rows = bootstrap_layouts(args.bootstrap or [1000, 3000], args.iters)
         results["bootstrap"] = times
-        print(table(["bootstrap images", "t-SNE iterations", "PCA + t-SNE", "assignment", "same-source distance / chance"], rows))
+        print(table(["bootstrap images", "t-SNE iterations", "PCA + t-SNE: CPU (wall)", "assignment: CPU (wall)", "same-source distance / chance"], rows))
         print()
     summary, quality = [], []
     for n in [n for n in args.images if n > 0]:
@@ -173,14 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             os.chdir(here)
         results["sizes"][str(n)] = {"build_s": build_s, "end_to_end": e2e, "phases": times}
-        summary.append([n, f"{e2e['wall_s']:.1f} s", f"{e2e['cpu_s']:.1f} s", f"{e2e['peak_rss_mib']:.0f} MiB",
-                        f"{times['items_and_vectors_s']:.1f} s", f"{times['decode_s']:.1f} s", f"{e2e['png_kib']:.0f} KiB"])
+        summary.append([n, f"{e2e['wall_s']:.1f} s (load {e2e['load_average']:.1f})", f"{e2e['cpu_s']:.1f} s",
+                        f"{e2e['peak_rss_mib']:.0f} MiB", f"{times['items_and_vectors_s']:.1f} s",
+                        f"{times['decode_cpu_s']:.1f} s ({times['decode_s']:.1f} s)", f"{e2e['png_kib']:.0f} KiB"])
         quality += rows
         print(f"{n} images: map in {e2e['wall_s']:.1f} s", file=sys.stderr)
     if summary:
-        print(table(["images", "map, end to end", "CPU", "peak RSS", "items + vectors", "decode tiles", "PNG"], summary))
+        print(table(["images", "map, end to end: wall", "CPU", "peak RSS", "items + vectors", "decode tiles: CPU (wall)", "PNG"], summary))
         print()
-        print(table(["images", "t-SNE iterations", "PCA + t-SNE", "assignment", "same-kind distance / chance"], quality))
+        print(table(["images", "t-SNE iterations", "PCA + t-SNE: CPU (wall)", "assignment: CPU (wall)", "same-kind distance / chance"], quality))
     save_results("map", results)
     return 0
 

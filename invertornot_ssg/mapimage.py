@@ -151,8 +151,13 @@ def run(settings: Settings, base_dir: Path, output: Path, dark_page: str = contr
               f"{engine.store_dir} knows; build the site first", file=sys.stderr)
         return 1
     sha1s = {item.sha1 for item in items}
-    smap = site_map(items, engine.store.get_vectors(engine.embedder_id, sha1s), logger=log)
-    images = decode_tiles(site, smap.items, tile - 2 * FRAME)
+    vectors = engine.store.get_vectors(engine.embedder_id, sha1s)
+    # Decoding (threads) runs while the layout (one thread) is computed: together they share the cores.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        decoding = background.submit(decode_tiles, site, items, tile - 2 * FRAME)
+        smap = site_map(items, vectors, logger=log)
+        decoded = dict(zip((item.key for item in items), decoding.result()))
+    images = [decoded[item.key] for item in smap.items]
     for item, image in zip(smap.items, images):
         if image is None:
             log.warning("map: %s: cannot read the image (gone, changed since the build, or undecodable): a grey tile", item.key)
