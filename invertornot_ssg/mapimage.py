@@ -2,8 +2,9 @@
 
 The layout is maplayout's gridded t-SNE. Each tile shows the image as a reader sees it in the
 site's dark mode: on the dark page colour, through the stylesheet's filter (css.INVERT_FILTER
-when the decision inverts, css.KEEP_FILTER when it keeps), kept transparent images whose ink
-would vanish on a light backdrop (contrast.needs_backdrop), as the stylesheet does. A frame
+when the decision inverts, css.KEEP_FILTER when it keeps), and a kept transparent image whose
+ink would vanish on the page on the light backdrop (contrast.needs_backdrop), as the stylesheet
+does. A frame
 says how the image was decided (maplayout.CATEGORIES); a legend under the grid counts them.
 An image that cannot be read is a grey tile.
 """
