@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .contrast import DEFAULT_DARK_PAGE
 from .errors import InvertOrNotError
 from .settings import Settings
 
@@ -25,6 +26,7 @@ examples:
   invertornot-ssg classify docs/img           decide each image under a folder
   invertornot-ssg apply public                mark the images of a built site (Hugo, Sphinx, ...)
   invertornot-ssg review                      correct labels in the browser (after a build)
+  invertornot-ssg map --output map.png        all the site's images on one picture, by similarity
   invertornot-ssg retrain                     train this site's head from invertornot.yml
   invertornot-ssg eval truth.csv              accuracy against known labels (rows: file,invert)
 
@@ -81,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--no-browser", action="store_true", help="print the page's address, open no browser")
     _add_common(review, overrides=False)
     review.set_defaults(run=run_review)
+
+    site_map = sub.add_parser(
+        "map", help="draw every image of the site on one grid, similar images side by side",
+        description="Draw every image the last build recorded (the overrides file's entries the store knows) on a "
+        "regular grid arranged by embedding similarity (t-SNE, then a linear assignment onto the grid), each as "
+        "the site's dark mode shows it and framed by how it was decided. Reads the store and the overrides "
+        "file; writes only --output.",
+    )
+    site_map.add_argument("--output", required=True, metavar="PNG", help="the picture to write (PNG)")
+    site_map.add_argument("--overrides", default=Settings().overrides, metavar="FILE",
+                          help="the site's overrides YAML (default: invertornot.yml)")
+    site_map.add_argument("--dark-page", default=DEFAULT_DARK_PAGE, metavar="COLOUR",
+                          help=f"the theme's dark page colour the tiles are drawn on (default: {DEFAULT_DARK_PAGE})")
+    site_map.add_argument("--tile", type=int, default=48, metavar="PX", help="size of a tile (default: 48)")
+    _add_common(site_map, overrides=False)
+    site_map.set_defaults(run=run_map)
 
     serve = sub.add_parser("serve", help="an InvertOrNot-compatible HTTP API over this site's store, labels and head")
     serve.add_argument("--overrides", default=Settings().overrides, metavar="FILE",
@@ -267,6 +285,12 @@ def run_review(args: argparse.Namespace) -> int:
     from .review import serve
 
     return serve(_settings(args), Path.cwd(), port=args.port, open_browser=not args.no_browser, logger=log)
+
+
+def run_map(args: argparse.Namespace) -> int:
+    from .mapimage import run
+
+    return run(_settings(args), Path.cwd(), Path(args.output), dark_page=args.dark_page, tile=args.tile, logger=log)
 
 
 def run_serve(args: argparse.Namespace) -> int:

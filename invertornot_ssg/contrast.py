@@ -36,7 +36,20 @@ def parse_filter(text: str) -> list[tuple[str, float]]:
 
 def apply_filter(rgb: Sequence[float], functions: Sequence[tuple[str, float]]) -> tuple[float, float, float]:
     """One colour (sRGB, 0..1) through CSS filter functions, as the Filter Effects spec defines them."""
-    r, g, b = rgb
+    return _filtered(*rgb, functions, lambda c: min(max(c, 0.0), 1.0))
+
+
+def filter_pixels(rgb, functions: Sequence[tuple[str, float]]):
+    """apply_filter for a numpy array of colours (last axis: sRGB, 0..1), e.g. an image's pixels."""
+    from ._lazy import np
+
+    rgb = np.asarray(rgb, dtype=np.float64)
+    channels = _filtered(rgb[..., 0], rgb[..., 1], rgb[..., 2], functions, lambda c: np.clip(c, 0.0, 1.0))
+    return np.stack(channels, axis=-1)
+
+
+def _filtered(r, g, b, functions: Sequence[tuple[str, float]], clamp) -> tuple:
+    """The filter functions in order, each result clamped to 0..1; channels are floats or arrays."""
     for name, amount in functions:
         if name == "invert":
             r, g, b = (amount * (1 - c) + (1 - amount) * c for c in (r, g, b))
@@ -47,7 +60,7 @@ def apply_filter(rgb: Sequence[float], functions: Sequence[tuple[str, float]]) -
             r, g, b = (row[0] * r + row[1] * g + row[2] * b for row in matrix)
         else:
             raise ValueError(f"filter function {name!r} is not modelled")
-        r, g, b = (min(max(c, 0.0), 1.0) for c in (r, g, b))
+        r, g, b = (clamp(c) for c in (r, g, b))
     return r, g, b
 
 

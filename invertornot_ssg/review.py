@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import ConfigError
+from .maplayout import SiteMapCache
 from .settings import Settings
 from .reviewserver import MAX_BODY_BYTES, ReviewServer
 from .reviewsite import ReviewItem, ReviewSite
 from .store import DB_NAME
 
-__all__ = ["MAX_BODY_BYTES", "ReviewItem", "ReviewServer", "ReviewSite", "retrain_in_process", "serve"]
+__all__ = ["MAX_BODY_BYTES", "ReviewItem", "ReviewServer", "ReviewSite", "open_site", "retrain_in_process", "serve"]
 
 
 def retrain_in_process(engine: Any, overrides_path: Path, bootstrap: bool, log: logging.Logger) -> dict:
@@ -41,6 +42,23 @@ def retrain_in_process(engine: Any, overrides_path: Path, bootstrap: bool, log: 
     return {"head": str(path), "version": head.version, "lines": lines, "report": report}
 
 
+def open_site(settings: Settings, base_dir: Path, log: logging.Logger) -> tuple[Any, ReviewSite]:
+    """(Engine, ReviewSite) of the site a build left: its overrides file and embedding store, which
+    must exist (`review` and `map` read them; neither builds)."""
+    from .engine import Engine
+
+    engine = Engine(dataclasses.replace(settings, write_overrides=False), base_dir, logger=log)
+    overrides_path = engine.overrides_path
+    if overrides_path is None or not overrides_path.is_file():
+        raise ConfigError(f"overrides: no such file {overrides_path}; build the site first (builds record every image there)")
+    if not (engine.store_dir / DB_NAME).is_file():
+        raise ConfigError(f"store: no embedding store at {engine.store_dir}; build the site first or pass --store")
+    novelty = engine.novelty_info  # the cut-off the builds used, from the novelty model's sidecar
+    cutoff = novelty.sidecar.get("cutoff") if novelty else None
+    return engine, ReviewSite(overrides_path, engine.store, settings.threshold, settings.unsure, log,
+                              **({"novelty_cutoff": float(cutoff)} if isinstance(cutoff, (int, float)) else {}))
+
+
 def serve(
     settings: Settings,
     base_dir: Path,
@@ -51,22 +69,12 @@ def serve(
     out: TextIO | None = None,
 ) -> int:
     """Run the review server until Ctrl+C; prints the page's address (with its token) on `out`."""
-    from .engine import Engine
-
     log = logger or logging.getLogger("invertornot_ssg")
     out = out or sys.stdout
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port: expected 0..65535, got {port}")
-    engine = Engine(dataclasses.replace(settings, write_overrides=False), base_dir, logger=log)
-    overrides_path = engine.overrides_path
-    if overrides_path is None or not overrides_path.is_file():
-        raise ConfigError(f"overrides: no such file {overrides_path}; build the site first (builds record every image there)")
-    if not (engine.store_dir / DB_NAME).is_file():
-        raise ConfigError(f"store: no embedding store at {engine.store_dir}; build the site first or pass --store")
-    novelty = engine.novelty_info  # the cut-off the builds used, from the novelty model's sidecar
-    cutoff = novelty.sidecar.get("cutoff") if novelty else None
-    site = ReviewSite(overrides_path, engine.store, settings.threshold, settings.unsure, log,
-                      **({"novelty_cutoff": float(cutoff)} if isinstance(cutoff, (int, float)) else {}))
+    engine, site = open_site(settings, base_dir, log)
+    overrides_path = site.overrides_path
     items = site.items()  # a malformed overrides file fails here, before anything is served
     command = shlex.join([
         "invertornot-ssg", "retrain", "--store", str(engine.store_dir), "--model", settings.model,
@@ -74,7 +82,8 @@ def serve(
     ])
     retrain = lambda: retrain_in_process(engine, overrides_path, bootstrap, log)  # noqa: E731
     try:
-        server = ReviewServer(site, port, retrain=retrain, retrain_command=command, logger=log)
+        server = ReviewServer(site, port, retrain=retrain, retrain_command=command, logger=log,
+                              site_map=SiteMapCache(site, engine.embedder_id, log))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"--port {port}: already in use; pick another or leave --port out for a free one") from None

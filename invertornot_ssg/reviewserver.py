@@ -19,18 +19,19 @@ from ._lazy import np
 from .css import INVERT_FILTER, KEEP_FILTER
 from .errors import InvertOrNotError
 from .images import DARK_PAGE
-from .reviewsite import _image_type, _thumb_type, HUMAN_METHODS, PER_PAGE, ReviewSite
+from .reviewsite import _image_type, _thumb_type, HUMAN_METHODS, MINI_SIDE, PER_PAGE, ReviewSite
 
 ASSETS_DIR = Path(__file__).with_name("review_assets")
 ASSETS = {  # URL path -> (file in ASSETS_DIR, content type): the only files served from disk by name
     "/static/review.js": ("review.js", "text/javascript; charset=utf-8"),
+    "/static/reviewmap.js": ("reviewmap.js", "text/javascript; charset=utf-8"),
     "/static/review.css": ("review.css", "text/css; charset=utf-8"),
 }
 PAGE_BACKGROUND = "#%02x%02x%02x" % DARK_PAGE  # the dark page the tiles show images on (docs/src/labeling.md)
 MAX_BODY_BYTES = 1024 * 1024
 DRAIN_BYTES = 8 * 1024 * 1024  # an oversized body up to this is read and dropped, so the client sees the 413
 TOKEN_HEADER = "X-Review-Token"
-_SHA1_PATH = re.compile(r"/(image|thumb)/([0-9a-fA-F]{40})\Z")
+_SHA1_PATH = re.compile(r"/(image|thumb|mini)/([0-9a-fA-F]{40})\Z")
 _PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -55,8 +56,10 @@ class ReviewServer(http.server.ThreadingHTTPServer):
         retrain_command: str = "",
         logger: logging.Logger | None = None,
         token: str | None = None,
+        site_map: Any = None,
     ) -> None:
         self.site = site
+        self.site_map = site_map  # maplayout.SiteMapCache: the map view; None: no map
         self.retrain_fn = retrain
         self.retrain_command = retrain_command
         self.log = logger or logging.getLogger("invertornot_ssg")
@@ -92,6 +95,7 @@ class ReviewServer(http.server.ThreadingHTTPServer):
             "overrides": str(self.site.overrides_path),
             "retrain_command": self.retrain_command,
             "can_retrain": self.retrain_fn is not None,
+            "has_map": self.site_map is not None,
         }
         # Inside <script type="application/json">: no "<" may close the element early.
         text = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -209,6 +213,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._allow(method, "GET")
             self._check_read()
             return self._image(match.group(1), match.group(2).lower())
+        if path == "/api/map":
+            self._allow(method, "GET")
+            self._check_read()
+            return self._map()
         if path == "/api/labels":
             self._allow(method, "POST")
             self._check_write()
@@ -315,14 +323,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _image(self, kind: str, sha1: str) -> None:
         site = self.server.site
-        data = site.thumbnail(sha1) if kind == "thumb" else site.image_bytes(sha1)
+        if kind == "image":
+            data = site.image_bytes(sha1)
+        else:
+            data = site.thumbnail(sha1) if kind == "thumb" else site.thumbnail(sha1, MINI_SIDE)
         if data is None:
             raise _Reply(404, f"no image {sha1} on this site (or it cannot be read, or changed since the build)")
-        content_type = _thumb_type(data) if kind == "thumb" else _image_type(data)
+        content_type = _image_type(data) if kind == "image" else _thumb_type(data)
         headers = {"Cache-Control": "private, max-age=3600", "Content-Security-Policy": _IMAGE_CSP}
         if content_type == "application/octet-stream":
             headers["Content-Disposition"] = "attachment"
         self._send(200, data, content_type, headers)
+
+    def _map(self) -> None:
+        if self.server.site_map is None:
+            raise _Reply(404, "no map here")
+        site = self.server.site
+        self._json(200, self.server.site_map.get().as_json(site.threshold, site.unsure))
 
     def _labels(self, body: Any) -> None:
         shape = 'expected {"labels": {"<image path>": "invert" | "keep" | null, ...}}'

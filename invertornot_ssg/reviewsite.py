@@ -24,6 +24,7 @@ from .store import EmbeddingStore
 
 PER_PAGE = 200
 THUMB_SIDE = 256
+MINI_SIDE = 64  # the map view's tiles
 THUMB_CACHE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # an original larger than this is not served (nor thumbnailed)
 HUMAN_METHODS = ("explicit", "front-matter", "duplicate")  # a person decided, on the page or another entry
@@ -55,6 +56,10 @@ class ReviewItem:
     def uncertainty(self, threshold: float) -> float:
         """Distance of p_invert from the threshold (smaller: less sure); -1 when there is none."""
         return -1.0 if self.p_invert is None else abs(self.p_invert - threshold)
+
+    def uncertain(self, threshold: float, unsure: float) -> bool:
+        """The page's "uncertain" filter: no person decided, and p_invert is near the threshold or missing."""
+        return not self.human and self.uncertainty(threshold) < unsure
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -91,7 +96,7 @@ class ReviewSite:
         self._items: list[ReviewItem] = []
         self._by_key: dict[str, ReviewItem] = {}
         self._sha1s: frozenset[str] = frozenset()
-        self._thumbs: OrderedDict[str, bytes] = OrderedDict()
+        self._thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._thumb_bytes = 0
         self._thumb_lock = threading.Lock()
         self._decoding = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
@@ -188,22 +193,23 @@ class ReviewSite:
             return None  # too large to serve, or changed since the store saw it
         return data
 
-    def thumbnail(self, sha1: str) -> bytes | None:
-        """A WebP (PNG without WebP support) of at most THUMB_SIDE px, transparency kept; cached."""
+    def thumbnail(self, sha1: str, side: int = THUMB_SIDE) -> bytes | None:
+        """A WebP (PNG without WebP support) of at most `side` px, transparency kept; cached."""
+        key = (sha1, side)
         with self._thumb_lock:
-            if sha1 in self._thumbs:
-                self._thumbs.move_to_end(sha1)
-                return self._thumbs[sha1]
+            if key in self._thumbs:
+                self._thumbs.move_to_end(key)
+                return self._thumbs[key]
         data = self.image_bytes(sha1)
         if data is None:
             return None
         with self._decoding:
-            thumb = _thumbnail(data, sha1)
+            thumb = _thumbnail(data, sha1, side)
         if thumb is None:
             return None
         with self._thumb_lock:
-            if sha1 not in self._thumbs:
-                self._thumbs[sha1] = thumb
+            if key not in self._thumbs:
+                self._thumbs[key] = thumb
                 self._thumb_bytes += len(thumb)
             while self._thumb_bytes > THUMB_CACHE_BYTES and len(self._thumbs) > 1:
                 _, dropped = self._thumbs.popitem(last=False)
@@ -211,17 +217,18 @@ class ReviewSite:
         return thumb
 
 
-def _thumbnail(data: bytes, name: str) -> bytes | None:
-    """Decode with the core's safe loader (SVG, bomb limits) and keep the alpha channel.
+def decode_rgba(data: bytes, name: str, side: int = THUMB_SIDE) -> Image.Image | None:
+    """The image at most `side` px, its transparency kept (RGBA; RGB when opaque); None if it
+    cannot be decoded. With the core's safe loader (SVG, bomb limits).
 
     The loader composites on a background; compositing is linear (c = a*f + (1-a)*bg), so two
     decodes, on black and on white, give back alpha and colour exactly (up to rounding)."""
-    dark = load_image_bytes(data, name, background=(0, 0, 0), max_side=THUMB_SIDE)
+    dark = load_image_bytes(data, name, background=(0, 0, 0), max_side=side)
     if isinstance(dark, ImageError):
         return None
     image = dark.image
     if dark.transparency > 0:
-        light = load_image_bytes(data, name, background=(255, 255, 255), max_side=THUMB_SIDE)
+        light = load_image_bytes(data, name, background=(255, 255, 255), max_side=side)
         if not isinstance(light, ImageError) and light.image.size == image.size:
             d = np.asarray(image, dtype=np.float32)
             w = np.asarray(light.image, dtype=np.float32)
@@ -229,6 +236,14 @@ def _thumbnail(data: bytes, name: str) -> bytes | None:
             colour = np.clip(d * 255.0 / np.maximum(alpha, 1.0)[..., None], 0.0, 255.0)
             rgba = np.dstack([colour, alpha]).round().astype(np.uint8)
             image = Image.fromarray(rgba, "RGBA")
+    return image
+
+
+def _thumbnail(data: bytes, name: str, side: int = THUMB_SIDE) -> bytes | None:
+    """A WebP (PNG without WebP support) of decode_rgba's image."""
+    image = decode_rgba(data, name, side)
+    if image is None:
+        return None
     out = io.BytesIO()
     if features.check("webp"):
         image.save(out, "WEBP", quality=82, method=4)

@@ -146,10 +146,14 @@ def build_site(root: Path, images: dict = IMAGES) -> Site:
 class Running:
     """A ReviewServer serving in a thread."""
 
-    def __init__(self, site: Site, retrain=None, threshold: float = 0.5):
+    def __init__(self, site: Site, retrain=None, threshold: float = 0.5, embedder: str | None = None):
+        from invertornot_ssg.maplayout import SiteMapCache
+
         self.store = EmbeddingStore(site.store_dir)
         self.site = ReviewSite(site.overrides, self.store, threshold, 0.2)
-        self.server = ReviewServer(self.site, 0, retrain=retrain, retrain_command="invertornot-ssg retrain")
+        site_map = SiteMapCache(self.site, embedder) if embedder else None  # the map view (test_map*.py)
+        self.server = ReviewServer(self.site, 0, retrain=retrain, retrain_command="invertornot-ssg retrain",
+                                   site_map=site_map)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         self.port, self.token = self.server.port, self.server.token

@@ -24,6 +24,7 @@
     focus: 0,
     shown: [], // the items of the current page, in order
     saving: false,
+    view: "grid", // or "map" (reviewmap.js)
   };
   const $ = (id) => document.getElementById(id);
   const grid = $("grid");
@@ -53,6 +54,30 @@
     if (label) return label;
     if (item.invert === null || item.method === "override" || item.label !== null) return null;
     return item.invert ? "invert" : "keep";
+  }
+
+  let mapView = null; // reviewmap.js's view, made on first use
+
+  function setView(name) {
+    if (name === "map" && !cfg.has_map) return;
+    state.view = name;
+    $("gridview").hidden = name !== "grid";
+    $("mapview").hidden = name !== "map";
+    for (const button of $("views").querySelectorAll("button")) {
+      button.classList.toggle("active", button.dataset.view === name);
+      button.setAttribute("aria-pressed", String(button.dataset.view === name));
+    }
+    if (name === "map") {
+      mapView = mapView || window.ReviewMap({ cfg, state, api, h, isHuman, labelOf, decisionOf, status, afterSave });
+      mapView.show();
+    } else render();
+  }
+
+  // Labels were saved (Save, or a selection on the map): the server's items are the new truth.
+  function afterSave(data) {
+    state.items = data.items;
+    if (state.view === "grid") render();
+    else updateToolbar();
   }
 
   function setLabel(item, label) {
@@ -222,7 +247,7 @@
       // Open on the first filter that shows something: uncertain images, else every automatic
       // decision, else all (an empty page is no place to start).
       state.filter = ["uncertain", "automatic", "all"].find((name) => state.items.some(FILTERS[name])) || "uncertain";
-      render();
+      setView(state.view);
     } catch (e) {
       status(`Could not load the images: ${e.message}`, true);
     }
@@ -236,8 +261,8 @@
     try {
       const data = await api("POST", "/api/labels", { labels });
       state.edits.clear();
-      state.items = data.items;
-      render();
+      afterSave(data);
+      if (mapView) mapView.refresh();
       const n = data.changed.length;
       status([
         `Saved ${n} label${n === 1 ? "" : "s"} to ${cfg.overrides}. Retrain the head to learn from them: `,
@@ -285,6 +310,10 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (state.view === "map") {
+      if (mapView && mapView.onKey(event)) event.preventDefault();
+      return;
+    }
     const onButton = target instanceof HTMLElement && target.matches("button, a");
     const item = state.shown[state.focus];
     const cols = columns();
@@ -314,6 +343,11 @@
     const button = event.target.closest("button[data-filter]");
     if (button) setFilter(button.dataset.filter);
   });
+  $("views").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-view]");
+    if (button) setView(button.dataset.view);
+  });
+  if (!cfg.has_map) $("views").hidden = true;
   $("save").addEventListener("click", save);
   $("retrain").addEventListener("click", retrain);
   window.addEventListener("beforeunload", (event) => {
