@@ -313,7 +313,7 @@ def shipped_decisions(V, S, phash, fold_models, folds: np.ndarray, th: Threshold
         unit = V[idx] / np.linalg.norm(V[idx], axis=1, keepdims=True)
         sims, rows = labeled.neighbours(unit, th.knn_k)
         for j, i in enumerate(idx):
-            d = decide_auto(unit[j], phash[i], float(p[j]), labeled, th, (sims[j], rows[j]))
+            d = decide_auto(unit[j], phash[i], float(p[j]), labeled, th, (sims[j], rows[j]), S[i])
             invert[i], method[i], p_all[i] = d.invert, d.method, p[j]
     return invert, method, p_all
 
@@ -345,7 +345,7 @@ def fold_models(data, sets: dict) -> dict:
         head = new_head(EMBEDDER_ID, data["V"].shape[1], len(train))
         head.model.fit(head.features(data["V"][train], data["S"][train]), data["y"][train])
         labeled = LabeledSet([data["sha1"][i] for i in train], data["y"][train], unit[train],
-                             [data["phash"][i] for i in train])
+                             [data["phash"][i] for i in train], data["S"][train])
         models[k] = (head, labeled)
     return models
 
