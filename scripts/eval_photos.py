@@ -369,12 +369,12 @@ def measure(args) -> int:
     cached = args.out / "decisions.npz"  # the shipped path's decisions: the slow part (eight forests)
     if cached.is_file() and not args.fresh:
         with np.load(cached, allow_pickle=True) as z:
-            invert, method, g_invert, g_method, g_p = (z[n] for n in ("invert", "method", "g_invert", "g_method", "g_p"))
+            invert, method, p, g_invert, g_method, g_p = (z[n] for n in ("invert", "method", "p", "g_invert", "g_method", "g_p"))
     else:
         models = fold_models(data, sets)
-        invert, method, _ = shipped_decisions(data["V"], data["S"], data["phash"], models, list(data["fold"]), th)
+        invert, method, p = shipped_decisions(data["V"], data["S"], data["phash"], models, list(data["fold"]), th)
         g_invert, g_method, g_p = shipped_decisions(g["V"], g["S"], g["phash"], models, g["key"], th)
-        np.savez(cached, invert=invert, method=method, g_invert=g_invert, g_method=g_method, g_p=g_p)
+        np.savez(cached, invert=invert, method=method, p=p, g_invert=g_invert, g_method=g_method, g_p=g_p)
     photo = np.isin(data["category"], list(PHOTO_CATEGORIES))
     people, clear = data["category"] == "person", ~data["debatable"]
     g_tiles = tiles_of(g["paths"], args.out / "groups-tiles")
@@ -396,6 +396,9 @@ def measure(args) -> int:
     for neighbours in args.neighbours:
         share = np.array([share_of(tiles[i], weights[data["fold"][i]], neighbours) for i in range(len(tiles))])
         g_share = np.array([share_of(t, weights[k], neighbours) for t, k in zip(g_tiles, g["key"])])
+        np.savez(args.out / f"shares-n{neighbours}.npz", share=share, g_share=g_share, p=p, g_p=g_p, invert=invert,
+                 g_invert=g_invert, automatic=automatic, g_automatic=g_automatic, y=data["y"], g_y=g["y"],
+                 group=g["group"], category=data["category"])  # for analyses beyond this report
         for t in SHARES:
             kept = automatic & invert & (share >= t)
             g_decided = g_invert & ~(g_automatic & (g_share >= t))
