@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ._lazy import np
 
+from .cpus import usable_cpus
 from .errors import ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -390,10 +391,7 @@ def _default_threads() -> int:
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
     except (KeyError, ValueError):
         pass
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 def _read_contract(path: Path) -> dict:

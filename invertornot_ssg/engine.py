@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 from . import contrast
 from ._lazy import np
 from .classifying import Classifying
+from .cpus import usable_cpus
 from .decisions import LabeledSet, Thresholds
 from .embedders import PROGRESS_MIN_IMAGES, Embedder, get_embedder, input_side
 from .embedders import embedder_id as canonical_embedder_id
@@ -55,17 +56,10 @@ def _next_batch_size(submitted: int, unsubmitted: int, workers: int) -> int:
     return min(EMBED_BATCH, growing, sharing)
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # a container's or taskset's share, not the host's
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 # Threads that decode and prepare images for the model, beside the model's (Engine._model_workers):
 # on a CPU, preparing an image costs about as much as a light model's forward pass
 # (benchmarks/README.md has the measurements behind this split).
-DECODE_THREADS = max(1, min(4, _usable_cpus() // 2))
+DECODE_THREADS = max(1, min(4, usable_cpus() // 2))
 MODEL_THREADS: int | None = None  # threads of a single model thread's forward; None: see Engine._model_workers
 
 
@@ -204,7 +198,7 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
             records = self.store.get_images(missing)
             fresh = {s: None for s in missing if s in records and is_current(records[s]) and records[s].stats[transparency] == 0}
             again = [(s, paths[s]) for s in missing if s not in fresh and self._identify(paths[s])[0] == s]
-            for sha1, prepared in self._decoded(again, fit=False, threads=max(1, min(8, _usable_cpus()))):
+            for sha1, prepared in self._decoded(again, fit=False, threads=max(1, min(8, usable_cpus()))):
                 if not isinstance(prepared, ImageError):
                     fresh[sha1] = prepared.loaded.ink_palette
             self.store.put_ink(fresh)
@@ -222,7 +216,7 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
             fresh = []
             with self._progress(len(stale), "describing again") as bar:
                 # No model runs meanwhile: every core decodes.
-                for sha1, prepared in self._decoded(stale, fit=False, threads=max(1, min(8, _usable_cpus()))):
+                for sha1, prepared in self._decoded(stale, fit=False, threads=max(1, min(8, usable_cpus()))):
                     if not isinstance(prepared, ImageError):
                         fresh.append(_record(sha1, prepared))
                     bar.update(1)
@@ -248,7 +242,7 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
             with self._progress(len(items), f"embedding ({self.embedder_id})") as bar:
                 batch: list[tuple[str, _Prepared]] = []
                 submitted = 0
-                for sha1, prepared in self._decoded(items, window=(1 + _usable_cpus()) * EMBED_BATCH):
+                for sha1, prepared in self._decoded(items, window=(1 + usable_cpus()) * EMBED_BATCH):
                     if isinstance(prepared, ImageError):
                         errors[sha1] = prepared.detail
                         bar.update(1)
@@ -324,7 +318,7 @@ class Engine(Classifying, LabelLending, HeadChoice, Recording):
             return 1, MODEL_THREADS
         if "OMP_NUM_THREADS" in os.environ or not getattr(embedder, "light", False):
             return 1, None
-        cpus = _usable_cpus()
+        cpus = usable_cpus()
         return min(cpus, max(1, cpus - DECODE_THREADS) + 1), 1
 
     def load_embedder(self):

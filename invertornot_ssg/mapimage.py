@@ -11,7 +11,6 @@ An image that cannot be read is a grey tile.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Sequence, TextIO
 
 from . import contrast
 from ._lazy import np
+from .cpus import usable_cpus
 from .css import INVERT_FILTER, KEEP_FILTER, backdrop_enabled
 from .errors import ConfigError
 from .images import ink_palette, parse_color
@@ -73,7 +73,7 @@ def decode_tiles(site: Any, items: Sequence[Any], side: int, threads: int | None
         data = site.image_bytes(item.sha1)
         return None if data is None else decode_rgba(data, item.key, side)
 
-    workers = threads or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+    workers = threads or max(1, min(4, usable_cpus()))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, items))
 

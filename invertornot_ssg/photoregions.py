@@ -22,6 +22,8 @@ import json
 from functools import lru_cache
 
 from ._lazy import np
+from .cpus import usable_cpus
+from .images import STAT_NAMES
 
 METHOD = "photo-region"  # an automatic invert turned to keep: a photograph in it would become a negative
 SIDE = 512  # the copy the tiles are cut from, at most this long
@@ -40,17 +42,18 @@ NO_PHOTO = {"lum_entropy": 0.25, "soft_steps": 0.04}  # below either
 ALL_FLAT = 0.8  # `flat` above this
 
 
+_SVG, _FLAT = STAT_NAMES.index("is_svg"), STAT_NAMES.index("flat")
+_NO_PHOTO = [(STAT_NAMES.index(name), low) for name, low in NO_PHOTO.items()]
+
+
 def may_hold_photo(stats) -> bool:
     """Whether an image with these statistics (a row of images.STAT_NAMES) can hold a photograph
     large enough to matter: an SVG is drawn; a flat, low-entropy image has no shading."""
-    from .images import STAT_NAMES
-
-    names = list(STAT_NAMES)
-    if stats[names.index("is_svg")]:
+    if stats[_SVG]:
         return False
-    if any(stats[names.index(name)] < low for name, low in NO_PHOTO.items()):
+    if any(stats[i] < low for i, low in _NO_PHOTO):
         return False
-    return bool(stats[names.index("flat")] <= ALL_FLAT)
+    return bool(stats[_FLAT] <= ALL_FLAT)
 
 
 def file_share(path, background=(255, 255, 255)) -> float | None:
@@ -66,16 +69,11 @@ def file_share(path, background=(255, 255, 255)) -> float | None:
 def file_shares(paths: dict, background=(255, 255, 255)) -> dict:
     """key -> file_share of each path, decoded in threads (Pillow and numpy release the GIL; at
     decision time the model threads are done and the cores idle)."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     if len(paths) < 2:
         return {key: file_share(path, background) for key, path in paths.items()}
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=max(1, min(8, cpus)), thread_name_prefix="invertornot-photo") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, usable_cpus())), thread_name_prefix="invertornot-photo") as pool:
         return dict(zip(paths, pool.map(lambda path: file_share(path, background), paths.values())))
 
 

@@ -34,7 +34,7 @@ def distinct_images(folder, count):
 def test_a_light_model_runs_one_single_threaded_forward_per_core(monkeypatch):
     lite0 = get_embedder("efficientnet-lite0")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(engine_module, "_usable_cpus", lambda: 3)
+    monkeypatch.setattr(engine_module, "usable_cpus", lambda: 3)
     assert Engine._model_workers(lite0) == (3, 1)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice wins: one forward, torch's threads
     assert Engine._model_workers(lite0) == (1, None)
@@ -46,7 +46,7 @@ def test_a_light_model_runs_one_single_threaded_forward_per_core(monkeypatch):
 def test_vectors_from_several_model_threads_land_under_their_own_images(tmp_path, monkeypatch):
     paths = distinct_images(tmp_path / "img", 3 * engine_module.EMBED_BATCH + 5)  # batches in flight at once
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(engine_module, "_usable_cpus", lambda: 3)  # three model threads, even on fewer cores
+    monkeypatch.setattr(engine_module, "usable_cpus", lambda: 3)  # three model threads, even on fewer cores
     engine = Engine(Settings(store=str(tmp_path / "store"), overrides="", write_overrides=False), tmp_path)
     results = engine.classify([ImageRequest(path=p, key=p.name) for p in paths])
     assert engine.embedded == len(paths) and not [r for r in results if r.error]
